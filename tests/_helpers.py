@@ -1,0 +1,40 @@
+"""Helpers shared by tests (importable as `_helpers`; tests/ is on pytest's pythonpath)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGINS = REPO / "tests" / "plugins"
+
+def run_toolkit(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):
+    """Run ``python -m toolkit ARGS`` in a fresh process (mmengine keeps global state)."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join([str(PLUGINS), full_env.get("PYTHONPATH", "")])
+    full_env.setdefault("OMP_NUM_THREADS", "1")
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", *args],
+        cwd=cwd or REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def read_losses(work_dir: Path) -> dict[int, float]:
+    """Per-iteration losses from every run in ``work_dir`` (later runs override earlier)."""
+    losses: dict[int, float] = {}
+    for scalars in sorted(work_dir.glob("*/vis_data/scalars.json")):
+        for line in scalars.read_text().splitlines():
+            rec = json.loads(line)
+            if "loss" in rec:
+                losses[rec["step"]] = rec["loss"]
+    return losses
+
+

@@ -1,0 +1,1 @@
+"""Benchmarks: one module per `toolkit bench NAME` (HELP, add_arguments, run)."""

@@ -1,0 +1,48 @@
+"""``toolkit train CONFIG``: train any recipe with mmengine's Runner."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train a recipe (pretrainer or policy) with mmengine's Runner"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="mmengine config file (e.g. recipes/clar/...py)")
+    p.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<config>)")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="CKPT",
+        help="resume from CKPT, or from the latest checkpoint in the work dir when no CKPT is given",
+    )
+    p.add_argument(
+        "--cfg-options",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config fields, e.g. model.backbone.type=PointNet train_cfg.max_epochs=3",
+    )
+    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    p.add_argument("--seed", type=int, default=None, help="global seed (identical losses on re-runs)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (bf16 autocast on CPU)")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+
+
+def main(args: argparse.Namespace) -> int:
+    from toolkit.engine.runner import configure, load_config, train
+
+    cfg = load_config(args.config, args.cfg_options)
+    configure(
+        cfg,
+        config_path=args.config,
+        work_dir=args.work_dir,
+        resume=args.resume,
+        launcher=args.launcher,
+        seed=args.seed,
+        amp=args.amp,
+    )
+    train(cfg)
+    return 0
