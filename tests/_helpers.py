@@ -11,6 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = REPO / "tests" / "plugins"
 
+
 def run_toolkit(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):
     """Run ``python -m toolkit ARGS`` in a fresh process (mmengine keeps global state)."""
     full_env = dict(os.environ)
@@ -36,5 +37,3 @@ def read_losses(work_dir: Path) -> dict[int, float]:
             if "loss" in rec:
                 losses[rec["step"]] = rec["loss"]
     return losses
-
-

@@ -26,7 +26,9 @@ def test_plugin_module_registers_without_editing_the_package(plugin_path):
     # `toolkit.X` resolves from mmengine's root and from another default scope.
     assert MMENGINE_MODELS.get("toolkit.TinyRegressor") is mod.TinyRegressor
     with DefaultScope.overwrite_default_scope("toolkit"):
-        model = MMENGINE_MODELS.build(dict(type="TinyRegressor", backbone=dict(type="TinyMLPBackbone")))
+        model = MMENGINE_MODELS.build(
+            dict(type="TinyRegressor", backbone=dict(type="TinyMLPBackbone"))
+        )
     assert isinstance(model.backbone, mod.TinyMLPBackbone)
     assert isinstance(BACKBONES.build(dict(type="toolkit.TinyMLPBackbone")), nn.Module)
 

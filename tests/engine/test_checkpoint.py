@@ -22,7 +22,7 @@ def test_mmengine_style_checkpoint_loads_without_env_var(tmp_path, monkeypatch):
         "state_dict": {"w": torch.arange(4.0)},
         "message_hub": {"log_scalars": {"loss": buf}},
         "meta": {"seed": np.int64(3), "arr": np.arange(3)},
-        "rng_state": {"numpy": np.random.get_state()},
+        "rng_state": {"numpy": np.random.get_state()},  # noqa: NPY002
     }
     path = tmp_path / "epoch_1.pth"
     torch.save(ckpt, path)
@@ -42,7 +42,9 @@ class _Evil:
 def test_malicious_pickle_is_refused_not_executed(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {}, "x": _Evil()}, path)
-    with pytest.raises(CheckpointError, match="evil.pth.*posix.system|evil.pth.*os.system|evil.pth"):
+    with pytest.raises(
+        CheckpointError, match="evil.pth.*posix.system|evil.pth.*os.system|evil.pth"
+    ):
         load_checkpoint_file(str(path))
 
 

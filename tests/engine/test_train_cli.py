@@ -26,7 +26,9 @@ def _final_params(work_dir: Path, name: str = "epoch_4.pth") -> dict[str, torch.
 
 
 def test_plugin_from_outside_package_trains_and_loss_decreases(tmp_path):
-    proc = run_toolkit("train", CFG, "--work-dir", str(tmp_path), "--cfg-options", "train_cfg.max_epochs=6")
+    proc = run_toolkit(
+        "train", CFG, "--work-dir", str(tmp_path), "--cfg-options", "train_cfg.max_epochs=6"
+    )
     _ok(proc)
     losses = read_losses(tmp_path)
     first = sum(losses[i] for i in range(1, 9)) / 8
@@ -53,13 +55,35 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path):
 
 
 def test_resume_explicit_checkpoint_and_errors(tmp_path):
-    _ok(run_toolkit("train", CFG, "--work-dir", str(tmp_path / "a"), "--cfg-options", "train_cfg.max_epochs=1"))
+    _ok(
+        run_toolkit(
+            "train",
+            CFG,
+            "--work-dir",
+            str(tmp_path / "a"),
+            "--cfg-options",
+            "train_cfg.max_epochs=1",
+        )
+    )
     ckpt = tmp_path / "a" / "epoch_1.pth"
-    proc = run_toolkit("train", CFG, "--work-dir", str(tmp_path / "b"), "--resume", str(ckpt), "--cfg-options", "train_cfg.max_epochs=2")
+    proc = run_toolkit(
+        "train",
+        CFG,
+        "--work-dir",
+        str(tmp_path / "b"),
+        "--resume",
+        str(ckpt),
+        "--cfg-options",
+        "train_cfg.max_epochs=2",
+    )
     _ok(proc)
-    assert (tmp_path / "b" / "epoch_2.pth").exists() and not (tmp_path / "b" / "epoch_1.pth").exists()
+    assert (tmp_path / "b" / "epoch_2.pth").exists() and not (
+        tmp_path / "b" / "epoch_1.pth"
+    ).exists()
 
-    missing = run_toolkit("train", CFG, "--work-dir", str(tmp_path / "c"), "--resume", str(tmp_path / "nope.pth"))
+    missing = run_toolkit(
+        "train", CFG, "--work-dir", str(tmp_path / "c"), "--resume", str(tmp_path / "nope.pth")
+    )
     assert missing.returncode == 2
     assert "nope.pth" in missing.stderr and "Traceback" not in missing.stderr
 
@@ -73,7 +97,18 @@ def test_resume_explicit_checkpoint_and_errors(tmp_path):
 def test_seed_determinism(tmp_path):
     runs = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        _ok(run_toolkit("train", CFG, "--work-dir", str(tmp_path / name), "--seed", str(seed), "--cfg-options", "train_cfg.max_epochs=2"))
+        _ok(
+            run_toolkit(
+                "train",
+                CFG,
+                "--work-dir",
+                str(tmp_path / name),
+                "--seed",
+                str(seed),
+                "--cfg-options",
+                "train_cfg.max_epochs=2",
+            )
+        )
         runs[name] = read_losses(tmp_path / name)
     assert runs["a"] == runs["b"]
     assert runs["a"] != runs["c"]
@@ -87,9 +122,26 @@ def test_ddp_two_process_gloo_matches_single_process(tmp_path):
     _ok(run_toolkit("train", CFG, "--work-dir", str(tmp_path / "single"), "--cfg-options", *common))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join([str(PLUGINS), env.get("PYTHONPATH", "")])
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--master-port", "29517", "-m", "toolkit", "train", CFG, "--launcher", "pytorch",
-           "--work-dir", str(tmp_path / "ddp"), "--cfg-options", *common, "train_dataloader.batch_size=2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        "-m",
+        "toolkit",
+        "train",
+        CFG,
+        "--launcher",
+        "pytorch",
+        "--work-dir",
+        str(tmp_path / "ddp"),
+        "--cfg-options",
+        *common,
+        "train_dataloader.batch_size=2",
+    ]
     _ok(subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300))
     first = _final_params(tmp_path / "single", "epoch_1.pth")
     ps = _final_params(tmp_path / "single", "epoch_2.pth")
@@ -101,16 +153,37 @@ def test_ddp_two_process_gloo_matches_single_process(tmp_path):
 
 
 def test_malformed_cfg_options_and_missing_config(tmp_path):
-    bad = run_toolkit("train", CFG, "--work-dir", str(tmp_path), "--cfg-options", "train_cfg.max_epochs")
-    assert bad.returncode == 2 and "malformed --cfg-options" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_toolkit(
+        "train", CFG, "--work-dir", str(tmp_path), "--cfg-options", "train_cfg.max_epochs"
+    )
+    assert (
+        bad.returncode == 2
+        and "malformed --cfg-options" in bad.stderr
+        and "Traceback" not in bad.stderr
+    )
     missing = run_toolkit("train", str(tmp_path / "nope.py"))
-    assert missing.returncode == 2 and "nope.py" in missing.stderr and "Traceback" not in missing.stderr
+    assert (
+        missing.returncode == 2
+        and "nope.py" in missing.stderr
+        and "Traceback" not in missing.stderr
+    )
 
 
 def test_unknown_type_in_config_names_registry_and_close_names(tmp_path):
-    proc = run_toolkit("train", CFG, "--work-dir", str(tmp_path), "--cfg-options", "model.backbone.type=TinyMLPBackbon")
+    proc = run_toolkit(
+        "train",
+        CFG,
+        "--work-dir",
+        str(tmp_path),
+        "--cfg-options",
+        "model.backbone.type=TinyMLPBackbon",
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "TinyMLPBackbon" in proc.stderr and "backbone registry" in proc.stderr
     assert "Did you mean: TinyMLPBackbone" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_toolkit("train", CFG, "--work-dir", str(tmp_path), "--cfg-options", "model.type=TinyRegresor")
-    assert proc.returncode == 2 and "model registry" in proc.stderr and "TinyRegressor" in proc.stderr
+    proc = run_toolkit(
+        "train", CFG, "--work-dir", str(tmp_path), "--cfg-options", "model.type=TinyRegresor"
+    )
+    assert (
+        proc.returncode == 2 and "model registry" in proc.stderr and "TinyRegressor" in proc.stderr
+    )

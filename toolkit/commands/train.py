@@ -26,7 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="override config fields, e.g. model.backbone.type=PointNet train_cfg.max_epochs=3",
     )
     p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    p.add_argument("--seed", type=int, default=None, help="global seed (identical losses on re-runs)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="global seed (identical losses on re-runs)"
+    )
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 autocast on CPU)")
     p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
 

@@ -32,10 +32,49 @@ from toolkit.utils.errors import CheckpointError
 # module -> allowed names (None = any name in that module).
 _ALLOWED: dict[str, set[str] | None] = {
     "collections": {"OrderedDict", "defaultdict", "deque"},
-    "__builtin__": {"set", "frozenset", "slice", "range", "complex", "bytearray", "dict", "list", "tuple", "int", "float", "str", "bool"},
-    "builtins": {"set", "frozenset", "slice", "range", "complex", "bytearray", "dict", "list", "tuple", "int", "float", "str", "bool"},
+    "__builtin__": {
+        "set",
+        "frozenset",
+        "slice",
+        "range",
+        "complex",
+        "bytearray",
+        "dict",
+        "list",
+        "tuple",
+        "int",
+        "float",
+        "str",
+        "bool",
+    },
+    "builtins": {
+        "set",
+        "frozenset",
+        "slice",
+        "range",
+        "complex",
+        "bytearray",
+        "dict",
+        "list",
+        "tuple",
+        "int",
+        "float",
+        "str",
+        "bool",
+    },
     "_codecs": {"encode"},
-    "torch._utils": {"_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state", "_rebuild_device_tensor_from_numpy", "_rebuild_qtensor", "_rebuild_sparse_tensor", "_rebuild_wrapper_subclass", "_rebuild_meta_tensor_no_storage", "_rebuild_nested_tensor"},
+    "torch._utils": {
+        "_rebuild_tensor",
+        "_rebuild_tensor_v2",
+        "_rebuild_parameter",
+        "_rebuild_parameter_with_state",
+        "_rebuild_device_tensor_from_numpy",
+        "_rebuild_qtensor",
+        "_rebuild_sparse_tensor",
+        "_rebuild_wrapper_subclass",
+        "_rebuild_meta_tensor_no_storage",
+        "_rebuild_nested_tensor",
+    },
     "torch._tensor": {"_rebuild_from_type_v2"},
     "torch.nn.parameter": {"Parameter"},
     "torch.storage": {"UntypedStorage", "TypedStorage", "_load_from_bytes"},
@@ -123,7 +162,10 @@ def load_checkpoint_file(filename: str, map_location: Any = "cpu") -> Any:
         raise CheckpointError(f"cannot read checkpoint {filename}: {exc}") from None
     try:
         return torch.load(
-            filename, map_location=map_location, weights_only=False, pickle_module=_restricted_pickle
+            filename,
+            map_location=map_location,
+            weights_only=False,
+            pickle_module=_restricted_pickle,
         )
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"unsafe or corrupt checkpoint {filename}: {exc}") from None
@@ -144,7 +186,9 @@ def load_state_dict_file(filename: str, key: str | None = None) -> Mapping[str, 
             keys = list(obj)[:10] if isinstance(obj, Mapping) else type(obj).__name__
             raise CheckpointError(f"{filename}: expected key '{key}', found {keys}")
         obj = obj[key]
-    elif isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+    elif (
+        isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping)
+    ):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{filename}: expected a state dict, found {type(obj).__name__}")

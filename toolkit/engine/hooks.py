@@ -25,7 +25,7 @@ class RNGStateHook(Hook):
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         state = {
             "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
+            "numpy": np.random.get_state(),  # noqa: NPY002 (the legacy global stream is what libraries use)
             "python": random.getstate(),
         }
         if torch.cuda.is_available():
@@ -38,7 +38,7 @@ class RNGStateHook(Hook):
             runner.logger.warning("checkpoint has no rng_state: random streams will differ")
             return
         torch.set_rng_state(state["torch"])
-        np.random.set_state(state["numpy"])
+        np.random.set_state(state["numpy"])  # noqa: NPY002
         random.setstate(state["python"])
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])

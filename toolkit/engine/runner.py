@@ -28,7 +28,9 @@ def load_config(path: str, cfg_options: Sequence[str] | dict | None = None) -> C
     try:
         cfg = Config.fromfile(path)
     except SyntaxError as exc:
-        raise ConfigError(f"syntax error in {exc.filename or path}:{exc.lineno}: {exc.msg}") from None
+        raise ConfigError(
+            f"syntax error in {exc.filename or path}:{exc.lineno}: {exc.msg}"
+        ) from None
     except Exception as exc:  # mmengine wraps import / base-file errors in several types
         raise ConfigError(f"cannot read config {path}: {type(exc).__name__}: {exc}") from None
     if cfg_options:
@@ -72,7 +74,13 @@ def parse_cfg_options(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or not key or any(c.isspace() for c in key) or key.startswith(".") or key.endswith("."):
+        if (
+            not sep
+            or not key
+            or any(c.isspace() for c in key)
+            or key.startswith(".")
+            or key.endswith(".")
+        ):
             raise ConfigError(
                 f"malformed --cfg-options entry '{item}': expected KEY=VALUE, e.g. train_cfg.max_epochs=3"
             )

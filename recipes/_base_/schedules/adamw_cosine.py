@@ -7,7 +7,21 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=10.0),
 )
 param_scheduler = [
-    dict(type="LinearLR", start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
-    dict(type="CosineAnnealingLR", by_epoch=True, begin=warmup_epochs, end=max_epochs, eta_min=1e-6, convert_to_iter_based=True),
+    dict(
+        type="LinearLR",
+        start_factor=1e-3,
+        by_epoch=True,
+        begin=0,
+        end=warmup_epochs,
+        convert_to_iter_based=True,
+    ),
+    dict(
+        type="CosineAnnealingLR",
+        by_epoch=True,
+        begin=warmup_epochs,
+        end=max_epochs,
+        eta_min=1e-6,
+        convert_to_iter_based=True,
+    ),
 ]
 train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=max_epochs, val_interval=10)

@@ -1,0 +1,3 @@
+# PointNet++ SSG (Qi et al. 2017b) from scratch under the CLAR MetaWorld BC protocol.
+_base_ = ["../recipes/_base_/policies/metaworld_bc.py"]
+model = dict(encoder=dict(_delete_=True, type="PointNet2"))

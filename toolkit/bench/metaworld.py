@@ -1,0 +1,270 @@
+"""``toolkit bench metaworld``: encoder x task x seed success-rate table (CLAR Table I layout).
+
+Each run trains one policy (``toolkit train`` in a subprocess, so runs are isolated and a
+killed run resumes from its last checkpoint) and writes one result file,
+``<out>/runs/<encoder>/<task>/seed<k>/result.json``. A rerun skips finished results, so the table
+can be filled in parts; ``--collect-only`` just builds the table from what exists, and says which
+cells are missing. Outputs: ``<out>/table.md``, ``<out>/table.csv``, ``<out>/sr_curves.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from statistics import mean, pstdev
+from typing import Any
+
+HELP = "MetaWorld success-rate table over encoders x tasks x seeds (resumable, CLAR layout)"
+
+#: Short encoder names -> recipe files (any config path is accepted as well).
+ENCODERS: dict[str, str] = {
+    "pointnet": "baselines/bc_pointnet_1xb16_150e_metaworld.py",
+    "pointnet2": "baselines/bc_pointnet2_1xb16_150e_metaworld.py",
+    "dp3": "baselines/bc_dp3enc_1xb16_150e_metaworld.py",
+    "pointmae": "recipes/clar/bc_pointmae-scratch_1xb16_150e_metaworld.py",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--encoders",
+        nargs="+",
+        default=["pointnet", "pointmae"],
+        help=f"names ({', '.join(ENCODERS)}) or config paths; NAME=CONFIG also works",
+    )
+    p.add_argument("--tasks", nargs="+", default=["clar"], help="tasks or groups (clar, easy, ...)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--data", default="data/metaworld_clar", help="dataset from `toolkit gen`")
+    p.add_argument("--out", default="work_dirs/bench_metaworld")
+    p.add_argument("--epochs", type=int, default=None, help="override max_epochs")
+    p.add_argument("--eval-interval", type=int, default=None)
+    p.add_argument("--episodes", type=int, default=None, help="rollouts per evaluation")
+    p.add_argument("--train-episodes", type=int, default=None, help="demos per task to train on")
+    p.add_argument(
+        "--cfg-options",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra overrides for every run",
+    )
+    p.add_argument("--collect-only", action="store_true", help="only build the table")
+    p.add_argument("--title", default="MetaWorld success rate (%), best over evaluations")
+
+
+def _resolve_encoders(items: Sequence[str]) -> dict[str, str]:
+    from toolkit.utils.errors import ConfigError
+
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            path = ENCODERS.get(item, item)
+            name = item if item in ENCODERS else os.path.splitext(os.path.basename(item))[0]
+        if not os.path.isfile(path):
+            raise ConfigError(
+                f"unknown encoder '{item}': not one of {sorted(ENCODERS)} and no config file '{path}'"
+            )
+        out[name] = path
+    return out
+
+
+def _eval_hook(cfg: Any) -> dict:
+    for h in cfg.get("custom_hooks", []):
+        if str(h.get("type", "")).split(".")[-1] == "RolloutEvalHook":
+            return dict(h)
+    return {}
+
+
+def _hooks_literal(hooks: list[dict]) -> str:
+    return (
+        "["
+        + ",".join("dict(" + ",".join(f"{k}={v!r}" for k, v in h.items()) + ")" for h in hooks)
+        + "]"
+    )
+
+
+def run_one(config: str, task: str, seed: int, run_dir: str, args: argparse.Namespace) -> dict:
+    """Train (or resume) one policy and return its result record."""
+    from toolkit.engine.runner import load_config
+
+    cfg = load_config(config)
+    hooks = [dict(h) for h in cfg.get("custom_hooks", [])]
+    for h in hooks:
+        if str(h.get("type", "")).split(".")[-1] == "RolloutEvalHook":
+            h["tasks"] = [task]
+            if args.eval_interval:
+                h["interval"] = args.eval_interval
+            if args.episodes:
+                h["episodes"] = args.episodes
+    overrides = [
+        f"train_dataloader.dataset.tasks=['{task}']",
+        f"train_dataloader.dataset.data_root={args.data}",
+        f"custom_hooks={_hooks_literal(hooks)}",
+    ]
+    if args.epochs:
+        overrides.append(f"train_cfg.max_epochs={args.epochs}")
+    if args.train_episodes:
+        overrides.append(f"train_dataloader.dataset.max_episodes_per_task={args.train_episodes}")
+    overrides += list(args.cfg_options)
+    resume = ["--resume"] if os.path.isfile(os.path.join(run_dir, "last_checkpoint")) else []
+    cmd = [
+        sys.executable,
+        "-m",
+        "toolkit",
+        "train",
+        config,
+        "--work-dir",
+        run_dir,
+        "--seed",
+        str(seed),
+        *resume,
+        "--cfg-options",
+        *overrides,
+    ]
+    os.makedirs(run_dir, exist_ok=True)
+    start = time.time()
+    with open(os.path.join(run_dir, "train.log"), "a") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"training failed (exit {proc.returncode}); see {run_dir}/train.log")
+    with open(os.path.join(run_dir, "eval", "history.json")) as f:
+        history = json.load(f)
+    best = max(history, key=lambda h: h["sr_mean"])
+    return {
+        "config": config,
+        "task": task,
+        "seed": seed,
+        "best_sr": best["sr"][task],
+        "best_epoch": best["epoch"],
+        "final_sr": history[-1]["sr"][task],
+        "history": history,
+        "wall_time_s": round(time.time() - start, 1),
+    }
+
+
+def collect(out: str, encoders: Sequence[str], tasks: Sequence[str], seeds: Sequence[int]) -> dict:
+    results: dict[tuple[str, str, int], dict] = {}
+    for enc in encoders:
+        for task in tasks:
+            for seed in seeds:
+                path = os.path.join(out, "runs", enc, task, f"seed{seed}", "result.json")
+                if os.path.isfile(path):
+                    with open(path) as f:
+                        results[(enc, task, seed)] = json.load(f)
+    return results
+
+
+def _fmt(values: list[float]) -> str:
+    if not values:
+        return "–"
+    pct = [100 * v for v in values]
+    return f"{mean(pct):.1f}" + (f" ± {pstdev(pct):.1f}" if len(pct) > 1 else "")
+
+
+def build_table(
+    results: dict, encoders: Sequence[str], tasks: Sequence[str], seeds: Sequence[int], title: str
+) -> tuple[str, str]:
+    """Markdown and CSV in CLAR's layout: tasks as columns grouped by difficulty, then means."""
+    from toolkit.envs.metaworld.tasks import DIFFICULTY
+
+    groups = [g for g in ("easy", "medium", "hard") if any(DIFFICULTY.get(t) == g for t in tasks)]
+    cols = list(tasks) + [f"{g} mean" for g in groups] + ["mean"]
+    md = [
+        f"**{title}** (mean ± std over seeds {list(seeds)})",
+        "",
+        "| encoder | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
+    csv = ["encoder,seed," + ",".join(cols)]
+    missing = []
+    for enc in encoders:
+        cells = []
+        per_task = {
+            t: [results[(enc, t, s)]["best_sr"] for s in seeds if (enc, t, s) in results]
+            for t in tasks
+        }
+        missing += [
+            f"{enc}/{t}/seed{s}" for t in tasks for s in seeds if (enc, t, s) not in results
+        ]
+        for t in tasks:
+            cells.append(_fmt(per_task[t]))
+        for g in groups + [None]:
+            sel = [t for t in tasks if g is None or DIFFICULTY.get(t) == g]
+            # a group mean per seed, over that seed's finished tasks only when all are there
+            vals = []
+            for s in seeds:
+                if all((enc, t, s) in results for t in sel):
+                    vals.append(mean(results[(enc, t, s)]["best_sr"] for t in sel))
+            cells.append(_fmt(vals))
+        md.append(f"| {enc} | " + " | ".join(cells) + " |")
+        for s in seeds:
+            row = [
+                f"{100 * results[(enc, t, s)]['best_sr']:.1f}" if (enc, t, s) in results else ""
+                for t in tasks
+            ]
+            csv.append(f"{enc},{s}," + ",".join(row) + "," * (len(cols) - len(tasks)))
+    if missing:
+        md += [
+            "",
+            f"PARTIAL: {len(missing)} run(s) missing: {', '.join(missing[:20])}"
+            + (" ..." if len(missing) > 20 else ""),
+        ]
+    return "\n".join(md) + "\n", "\n".join(csv) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    from toolkit.engine.plots import plot_sr_curves
+    from toolkit.envs.metaworld.tasks import expand_tasks
+    from toolkit.utils.io import atomic_write_text
+
+    encoders = _resolve_encoders(args.encoders)
+    tasks = expand_tasks(args.tasks)
+    total = len(encoders) * len(tasks) * len(args.seeds)
+    done = 0
+    if not args.collect_only:
+        for enc, config in encoders.items():
+            for task in tasks:
+                for seed in args.seeds:
+                    done += 1
+                    run_dir = os.path.join(args.out, "runs", enc, task, f"seed{seed}")
+                    result_path = os.path.join(run_dir, "result.json")
+                    if os.path.isfile(result_path):
+                        print(f"[{done}/{total}] {enc} / {task} / seed {seed}: done, skipped")
+                        continue
+                    print(
+                        f"[{done}/{total}] {enc} / {task} / seed {seed}: training ...", flush=True
+                    )
+                    res = run_one(config, task, seed, run_dir, args)
+                    atomic_write_text(result_path, json.dumps(res, indent=1))
+                    print(
+                        f"    best SR {100 * res['best_sr']:.0f}% (epoch {res['best_epoch']}), "
+                        f"{res['wall_time_s']:.0f}s",
+                        flush=True,
+                    )
+    results = collect(args.out, list(encoders), tasks, args.seeds)
+    md, csv = build_table(results, list(encoders), tasks, args.seeds, args.title)
+    atomic_write_text(os.path.join(args.out, "table.md"), md)
+    atomic_write_text(os.path.join(args.out, "table.csv"), csv)
+    curves: dict[str, list[dict]] = {}
+    for enc in encoders:
+        # mean SR over this encoder's finished runs, per evaluation epoch
+        by_epoch: dict[int, list[float]] = {}
+        for (e, _t, _s), r in results.items():
+            if e == enc:
+                for h in r["history"]:
+                    by_epoch.setdefault(h["epoch"], []).append(h["sr_mean"])
+        curves[enc] = [
+            {"epoch": ep, "sr": {"mean": mean(v)}, "sr_mean": mean(v)}
+            for ep, v in sorted(by_epoch.items())
+        ]
+    if any(curves.values()):
+        plot_sr_curves(curves, os.path.join(args.out, "sr_curves.png"), title="mean SR over tasks")
+    print()
+    print(md)
+    print(f"table: {args.out}/table.md, {args.out}/table.csv; curves: {args.out}/sr_curves.png")
+    return 0

@@ -1,0 +1,157 @@
+"""Hooks for policy learning: normalization fitting and closed-loop evaluation during training."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from toolkit.registry import HOOKS, SUITES
+from toolkit.utils.io import atomic_write_text
+
+
+def _unwrap(model: Any) -> Any:
+    return model.module if is_model_wrapper(model) else model
+
+
+@HOOKS.register_module()
+class FitNormalizationHook(Hook):
+    """Fit the policy's proprio / action normalizers on the training split before training.
+
+    Runs once; on resume the fitted buffers come back from the checkpoint and nothing is refit.
+    """
+
+    priority = "VERY_HIGH"
+
+    def before_train(self, runner: Any) -> None:
+        model = _unwrap(runner.model)
+        if bool(model.action_normalizer.fitted) and bool(model.proprio_normalizer.fitted):
+            return
+        data = runner.train_dataloader.dataset.normalization_data()
+        model.fit_normalization(data["proprio"], data["action"])
+        runner.logger.info(
+            f"fitted normalization on {len(data['action'])} training steps: "
+            f"action offset {model.action_normalizer.offset.tolist()}, "
+            f"scale {model.action_normalizer.scale.tolist()}"
+        )
+
+
+@HOOKS.register_module()
+class RolloutEvalHook(Hook):
+    """Every ``interval`` epochs, roll the policy out in closed loop and log success rates.
+
+    The CLAR / Lift3D protocol: R rollouts per task every K epochs, report the best success rate
+    over these evaluations. Results go to ``<work_dir>/eval/history.json`` (one record per
+    evaluation, kept across resumes), the visualizer (``eval/sr_<task>``, ``eval/sr_mean``), a
+    plot ``<work_dir>/eval/sr_curve.png``, and the checkpoint with the best mean success rate is
+    saved as ``best_sr.pth``.
+
+    Args:
+        suite: SUITES config (e.g. ``dict(type="MetaWorldSuite")``).
+        tasks: tasks to evaluate (``None``: the training dataset's ``tasks``).
+        interval: evaluate every K epochs (and after the last one).
+        episodes: rollouts per task (R).
+        max_steps: step limit per rollout.
+        video: write MP4s of the rollouts.
+        env_kwargs: extra arguments of ``suite.make_env`` (e.g. ``cameras``).
+    """
+
+    priority = "LOW"
+
+    def __init__(
+        self,
+        suite: dict,
+        tasks: Sequence[str] | None = None,
+        interval: int = 10,
+        episodes: int = 25,
+        max_steps: int = 200,
+        video: bool = False,
+        save_best: bool = True,
+        env_kwargs: dict | None = None,
+    ) -> None:
+        self.suite_cfg = suite
+        self.tasks = list(tasks) if tasks is not None else None
+        self.interval, self.episodes, self.max_steps = interval, episodes, max_steps
+        self.video, self.save_best = video, save_best
+        self.env_kwargs = dict(env_kwargs or {})
+        self._suite = None
+
+    def _history_path(self, runner: Any) -> str:
+        return os.path.join(runner.work_dir, "eval", "history.json")
+
+    def _load_history(self, runner: Any) -> list[dict]:
+        path = self._history_path(runner)
+        if os.path.isfile(path):
+            with open(path) as f:
+                return json.load(f)
+        return []
+
+    def after_train_epoch(self, runner: Any) -> None:
+        if not (self.every_n_epochs(runner, self.interval) or self.is_last_train_epoch(runner)):
+            return
+        if not is_main_process():
+            return
+        self.evaluate(runner, epoch=runner.epoch + 1)
+
+    def evaluate(self, runner: Any, epoch: int) -> dict:
+        from toolkit.engine.rollout import evaluate
+
+        if self._suite is None:
+            self._suite = SUITES.build(self.suite_cfg)
+        tasks = self.tasks or list(runner.train_dataloader.dataset.tasks)
+        model = _unwrap(runner.model)
+        was_training = model.training
+        model.eval()
+        record: dict[str, Any] = {"epoch": epoch, "iter": runner.iter, "sr": {}}
+        start = time.time()
+        for task in tasks:
+            out_dir = os.path.join(runner.work_dir, "eval", f"epoch_{epoch}", task)
+            res = evaluate(
+                self._suite,
+                task,
+                model,
+                num_episodes=self.episodes,
+                max_steps=self.max_steps,
+                out_dir=out_dir,
+                video=self.video,
+                progress=False,
+                **self.env_kwargs,
+            )
+            record["sr"][task] = float(res["success_rate"])
+        model.train(was_training)
+        record["sr_mean"] = sum(record["sr"].values()) / len(record["sr"])
+        record["seconds"] = round(time.time() - start, 1)
+
+        history = [h for h in self._load_history(runner) if h["epoch"] != epoch] + [record]
+        atomic_write_text(self._history_path(runner), json.dumps(history, indent=1))
+        best = max(history, key=lambda h: h["sr_mean"])
+        runner.logger.info(
+            f"closed-loop eval @ epoch {epoch}: "
+            + ", ".join(f"{t} {100 * s:.0f}%" for t, s in record["sr"].items())
+            + f" | mean {100 * record['sr_mean']:.1f}% (best {100 * best['sr_mean']:.1f}% @ epoch"
+            f" {best['epoch']}) in {record['seconds']}s"
+        )
+        scalars = {f"eval/sr_{t}": s for t, s in record["sr"].items()}
+        scalars["eval/sr_mean"] = record["sr_mean"]
+        runner.visualizer.add_scalars(scalars, step=epoch)
+        for k, v in scalars.items():
+            runner.message_hub.update_scalar(k, v)
+        if self.save_best and best is record:
+            runner.save_checkpoint(
+                runner.work_dir, "best_sr.pth", save_optimizer=False, save_param_scheduler=False
+            )
+        try:
+            from toolkit.engine.plots import plot_sr_curves
+
+            plot_sr_curves(
+                {"policy": history}, os.path.join(runner.work_dir, "eval", "sr_curve.png")
+            )
+        except Exception as exc:  # a plotting failure must not kill training
+            runner.logger.warning(f"could not plot the SR curve: {exc}")
+        return record

@@ -1,0 +1,5 @@
+"""Policy heads (HEADS registry)."""
+
+from toolkit.models.heads.mlp import BNMLPHead
+
+__all__ = ["BNMLPHead"]
