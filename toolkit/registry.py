@@ -75,9 +75,9 @@ def _root(name: str, locations: list[str]) -> ToolkitRegistry:
 
 # Top-level trainable models (pretrainers, policies): built by the Runner from `model=`.
 MODELS = _child("model", MMENGINE_MODELS, ["toolkit.models"])
-DATASETS = _child("dataset", MMENGINE_DATASETS, ["toolkit.data"])
-DATA_SAMPLERS = _child("data sampler", MMENGINE_DATA_SAMPLERS, ["toolkit.data"])
-TRANSFORMS = _child("transform", MMENGINE_TRANSFORMS, ["toolkit.data"])
+DATASETS = _child("dataset", MMENGINE_DATASETS, ["toolkit.data.datasets"])
+DATA_SAMPLERS = _child("data sampler", MMENGINE_DATA_SAMPLERS, ["toolkit.data.datasets"])
+TRANSFORMS = _child("transform", MMENGINE_TRANSFORMS, ["toolkit.data.datasets"])
 HOOKS = _child("hook", MMENGINE_HOOKS, ["toolkit.engine"])
 METRICS = _child("metric", MMENGINE_METRICS, ["toolkit.engine"])
 LOOPS = _child("loop", MMENGINE_LOOPS, ["toolkit.engine"])
