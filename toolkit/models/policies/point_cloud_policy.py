@@ -11,30 +11,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import print_log
 
-from toolkit.engine.checkpoint import load_state_dict_file
 from toolkit.models.base import ToolkitModel
 from toolkit.models.policies.normalization import Normalizer
+from toolkit.models.utils import load_pretrained
 from toolkit.registry import BACKBONES, HEADS, MODELS
-from toolkit.utils.errors import CheckpointError
-
-
-def load_encoder_weights(encoder: nn.Module, path: str, prefix: str | None = None) -> None:
-    """Load a local weight file into ``encoder`` (weights-only), optionally from a key prefix.
-
-    ``prefix='backbone.'`` picks ``backbone.*`` entries of a whole-model checkpoint (e.g. a
-    pretrainer's), so a CLAR-pretrained encoder drops into a policy by path alone.
-    """
-    state = dict(load_state_dict_file(path))
-    if prefix:
-        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        if not state:
-            raise CheckpointError(f"{path}: no weights under prefix '{prefix}'")
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: weights do not match {type(encoder).__name__}: "
-            f"missing {sorted(missing)[:8]}, unexpected {sorted(unexpected)[:8]}"
-        )
 
 
 @MODELS.register_module()
@@ -78,7 +58,8 @@ class PointCloudPolicy(ToolkitModel):
         super().__init__(data_preprocessor=data_preprocessor)
         self.encoder = BACKBONES.build(encoder)
         if encoder_weights:
-            load_encoder_weights(self.encoder, encoder_weights, encoder_weights_prefix)
+            # weights-only load; names the file and the mismatching keys on failure
+            load_pretrained(self.encoder, encoder_weights, prefix=encoder_weights_prefix or "")
             print_log(f"loaded encoder weights from {encoder_weights}", logger="current")
         elif freeze_encoder:
             print_log(

@@ -1,0 +1,20 @@
+"""Reusable layers shared by the backbones, heads and pretrainers."""
+
+from toolkit.models.layers.mini_pointnet import MiniPointNet
+from toolkit.models.layers.point_mask import (
+    check_point_mask,
+    masked_max,
+    masked_mean,
+    push_invalid_far,
+)
+from toolkit.models.layers.shared_mlp import RowBatchNorm, SharedMLP
+
+__all__ = [
+    "MiniPointNet",
+    "RowBatchNorm",
+    "SharedMLP",
+    "check_point_mask",
+    "masked_max",
+    "masked_mean",
+    "push_invalid_far",
+]
