@@ -64,7 +64,13 @@ def main(args: argparse.Namespace) -> int:
         suite = SUITES.build(hook["suite"])
     ckpt = load_checkpoint_file(args.checkpoint)
     state = ckpt.get("state_dict", ckpt)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        first = str(exc).strip().splitlines()[1:2] or [str(exc)]
+        raise ConfigError(
+            f"{args.checkpoint} does not match the model of {args.config}: {first[0].strip()}"
+        ) from None
     if missing or unexpected:
         raise ConfigError(
             f"{args.checkpoint} does not match the model of {args.config}: "

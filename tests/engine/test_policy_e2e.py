@@ -1,0 +1,87 @@
+"""End to end on real MetaWorld data: gen -> train with the eval hook -> `toolkit eval`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _helpers import REPO, run_toolkit
+
+pytest.importorskip("metaworld")
+
+TINY = [
+    "model.encoder.mlp_dims=(32,64)",
+    "model.head.hidden_dims=(64,64)",
+    "train_dataloader.batch_size=32",
+    "train_cfg.max_epochs=2",
+    "custom_hooks=[dict(type='RNGStateHook'),dict(type='FitNormalizationHook'),"
+    "dict(type='RolloutEvalHook',suite=dict(type='MetaWorldSuite'),interval=1,episodes=2,max_steps=30)]",
+]
+
+
+@pytest.fixture(scope="module")
+def reach_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mw")
+    proc = run_toolkit(
+        "gen",
+        "datasets/metaworld_clar.py",
+        "--tasks",
+        "reach",
+        "--episodes",
+        "3",
+        "--val",
+        "1",
+        "--max-steps",
+        "60",
+        "--no-rgb",
+        "--no-progress",
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return out
+
+
+def test_train_eval_hook_then_offline_eval(reach_data, tmp_path):
+    cfg = str(REPO / "baselines" / "bc_pointnet_1xb16_150e_metaworld.py")
+    work = tmp_path / "run"
+    proc = run_toolkit(
+        "train",
+        cfg,
+        "--work-dir",
+        str(work),
+        "--cfg-options",
+        f"train_dataloader.dataset.data_root={reach_data}",
+        "train_dataloader.dataset.tasks=['reach']",
+        *TINY,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    history = json.loads((work / "eval" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(0.0 <= h["sr"]["reach"] <= 1.0 for h in history)
+    assert (work / "best_sr.pth").is_file() and (work / "eval" / "sr_curve.png").is_file()
+    episodes = sorted((work / "eval" / "epoch_2" / "reach").glob("*.json"))
+    assert episodes, "per-episode results are written"
+
+    out = tmp_path / "offline"
+    proc = run_toolkit(
+        "eval",
+        cfg,
+        str(work / "best_sr.pth"),
+        "--episodes",
+        "2",
+        "--max-steps",
+        "30",
+        "--out",
+        str(out),
+        "--cfg-options",
+        *TINY[:2],
+        "train_dataloader.dataset.tasks=['reach']",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["sr"]) == {"reach"} and summary["episodes"] == 2
+
+    # a checkpoint of another architecture is refused with both files named
+    bad = run_toolkit("eval", cfg, str(work / "best_sr.pth"), "--episodes", "1", "--out", str(out))
+    assert bad.returncode == 2 and "best_sr.pth" in bad.stderr and "Traceback" not in bad.stderr
