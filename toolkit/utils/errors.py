@@ -28,3 +28,7 @@ class UnknownComponentError(ToolkitError, KeyError):
 
 class EpisodeFileError(ToolkitError):
     """An episode file is corrupt, truncated or inconsistent with its schema."""
+
+
+class ShapeError(ToolkitError, ValueError):
+    """A tensor / array argument has the wrong shape, dtype or size (names the argument)."""
