@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from toolkit.ops import chamfer_distance
+from toolkit.utils.errors import ShapeError
 
 
 def chamfer_reference(
@@ -118,3 +119,8 @@ def test_bad_arguments(clouds):
         chamfer_distance(a, b, norm=3)
     with pytest.raises(ValueError, match="reduction"):
         chamfer_distance(a, b, reduction="none")
+    # a (B, 1) mask would broadcast silently: it must be rejected, naming the argument
+    with pytest.raises(ShapeError, match=r"a_mask must be \(B, N\) = \(3, 60\), got \(3, 1\)"):
+        chamfer_distance(a, b, a_mask=torch.ones(3, 1, dtype=torch.bool))
+    with pytest.raises(ShapeError, match=r"b \(3, 45, 2\)"):
+        chamfer_distance(a, b[..., :2])

@@ -22,7 +22,7 @@ from toolkit.ops.render import (
     valid_pixels,
     wrist_cameras,
 )
-from toolkit.utils.errors import ToolkitError
+from toolkit.utils.errors import ShapeError, ToolkitError
 
 BOUNDS = [[-0.3, -0.2, 0.0], [0.3, 0.4, 0.5]]
 
@@ -199,6 +199,13 @@ def test_render_rejects_bad_input():
         render_views(torch.zeros(5, 3), cams)
     with pytest.raises(ToolkitError, match="needs K"):
         VirtualCameras(cams.cam_to_world, 8, 8)
+    # shape errors are ShapeError (a ToolkitError and a ValueError) naming the argument
+    with pytest.raises(ShapeError, match=r"points must be \(B, N, 3\), got \(5, 3\)"):
+        render_views(torch.zeros(5, 3), cams)
+    with pytest.raises(ShapeError, match=r"mask must be \(B, N\) = \(1, 5\), got \(1, 4\)"):
+        render_views(torch.zeros(1, 5, 3), cams, mask=torch.ones(1, 4, dtype=torch.bool))
+    with pytest.raises(ShapeError, match=r"workspace_bounds must be .*got shape \(3,\)"):
+        clamp_fixed_cameras([0.0, 0.0, 0.0])
 
 
 def test_patch_coordinates_matches_numpy_loop():

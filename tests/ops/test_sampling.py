@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from toolkit.ops import downsample_points, farthest_point_sample
+from toolkit.utils.errors import ShapeError
 
 
 def fps_reference(pts: np.ndarray, n: int, start: int) -> np.ndarray:
@@ -98,6 +99,13 @@ def test_bad_arguments():
         farthest_point_sample(xyz, 4, backend="pointnet2")  # not installed, or a CPU tensor
     with pytest.raises(ValueError, match=r"\(B, N, 3\)"):
         farthest_point_sample(torch.rand(10, 3), 4)
+    # shape errors are ShapeError (a ValueError) naming the argument, expected and actual shape
+    with pytest.raises(ShapeError, match=r"xyz must be \(B, N, 3\), got \(10, 3\)"):
+        farthest_point_sample(torch.rand(10, 3), 4)
+    with pytest.raises(ShapeError, match=r"mask must be \(1, 10\), got \(1, 9\)"):
+        farthest_point_sample(xyz, 4, mask=torch.ones(1, 9, dtype=torch.bool))
+    with pytest.raises(ShapeError, match=r"points must be \(N, C>=3\), got \(10, 2\)"):
+        downsample_points(torch.rand(10, 2), 4)
 
 
 def test_downsample_fps_is_exact_and_keeps_channels():

@@ -3,7 +3,9 @@
 Default workload = CLAMP's: 300k-point clouds rendered into the five CLAMP views (3 fixed + 2
 wrist) at 224x224, channels (depth, x, y, z). Measures eager and ``torch.compile`` at each
 batch size and torch thread count, prints one row per setting and the compiled/eager ratio.
-Nothing here asserts a time: CPU figures move with machine load.
+``--quick`` is a smoke run with tiny sizes (eager only, well under a second of rendering);
+options given explicitly override its sizes. Nothing here asserts a time: CPU figures move
+with machine load.
 """
 
 from __future__ import annotations
@@ -15,16 +17,32 @@ from collections.abc import Sequence
 
 HELP = "virtual-view renderer throughput (300k points -> 5 x 224x224x4), eager vs compiled"
 
+#: Settings of the full run and of ``--quick`` (no compile: inductor alone takes tens of seconds).
+DEFAULTS = dict(batch_sizes=[1, 16], n_points=300_000, image_size=224, repeats=5)
+DEFAULT_MODES = ["eager", "compiled"]
+QUICK = dict(batch_sizes=[1, 2], n_points=4096, image_size=64, repeats=2)
+QUICK_MODES = ["eager"]
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 16])
-    p.add_argument("--n-points", type=int, default=300_000)
-    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"tiny smoke run: {QUICK}, modes {QUICK_MODES} (explicit options override)",
+    )
+    # None = the --quick or full default, resolved in run()
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=None, help="default 1 16")
+    p.add_argument("--n-points", type=int, default=None, help="default 300000")
+    p.add_argument("--image-size", type=int, default=None, help="default 224")
     p.add_argument("--threads", nargs="+", type=int, default=None, help="torch thread counts")
     p.add_argument(
-        "--modes", nargs="+", choices=["eager", "compiled"], default=["eager", "compiled"]
+        "--modes",
+        nargs="+",
+        choices=["eager", "compiled"],
+        default=None,
+        help="default eager compiled",
     )
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=None, help="default 5")
     p.add_argument("--device", default="cpu")
 
 
@@ -94,7 +112,19 @@ def benchmark_render(
     return rows
 
 
+def _resolve(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the options left at None from the --quick or the full defaults."""
+    quick = getattr(args, "quick", False)
+    base = dict(QUICK if quick else DEFAULTS, modes=QUICK_MODES if quick else DEFAULT_MODES)
+    for key, value in base.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, list(value) if isinstance(value, list) else value)
+    return args
+
+
 def run(args: argparse.Namespace) -> int:
+    args = _resolve(args)
+    quick = " (--quick)" if getattr(args, "quick", False) else ""
     rows = benchmark_render(
         args.batch_sizes,
         args.n_points,
@@ -107,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"render_views: {args.n_points} points -> 5 x {args.image_size}x{args.image_size}x4 "
-        f"(CLAMP rig), {args.repeats} repeats, device {args.device}, "
+        f"(CLAMP rig), {args.repeats} repeats{quick}, "
+        f"device {args.device}, "
         f"{os.cpu_count()} CPUs, load average {load:.1f}"
     )
     print(
@@ -116,9 +147,9 @@ def run(args: argparse.Namespace) -> int:
     )
     for r in rows:
         print(
-            f"{r['threads']:>7} {r['batch']:>5} {r['mode']:>9} {r['ms_median']:>12.1f} "
-            f"{r['ms_best']:>13.1f} {r['clouds_per_s']:>9.1f} {r['cpu_ms_median']:>12.1f} "
-            f"{r['first_call_s']:>13.1f}"
+            f"{r['threads']:>7} {r['batch']:>5} {r['mode']:>9} {r['ms_median']:>12.2f} "
+            f"{r['ms_best']:>13.2f} {r['clouds_per_s']:>9.1f} {r['cpu_ms_median']:>12.2f} "
+            f"{r['first_call_s']:>13.3f}"
         )
     by = {(r["threads"], r["batch"], r["mode"]): r for r in rows}
     for (nt, B, mode), r in by.items():

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from toolkit.utils.errors import ToolkitError
+from toolkit.utils.errors import ShapeError, ToolkitError
 
 __all__ = [
     "NotRigidError",
@@ -224,10 +224,10 @@ def unproject_depth(depth, K, cam_to_world=None) -> Tensor:
     if not depth.is_floating_point():
         depth = depth.to(torch.get_default_dtype())
     if depth.ndim < 2:
-        raise ToolkitError(f"unproject_depth: depth must be (..., H, W), got {tuple(depth.shape)}")
+        raise ShapeError(f"unproject_depth: depth must be (..., H, W), got {tuple(depth.shape)}")
     K = _as_tensor(K, dtype=depth.dtype, device=depth.device)
     if tuple(K.shape[-2:]) != (3, 3):
-        raise ToolkitError(f"unproject_depth: K must be (..., 3, 3), got {tuple(K.shape)}")
+        raise ShapeError(f"unproject_depth: K must be (..., 3, 3), got {tuple(K.shape)}")
     H, W = depth.shape[-2:]
     u = torch.arange(W, dtype=depth.dtype, device=depth.device) + 0.5
     v = torch.arange(H, dtype=depth.dtype, device=depth.device) + 0.5
@@ -265,7 +265,7 @@ def depth_to_points(
     """
     depth = _as_tensor(depth)
     if depth.ndim != 2:
-        raise ToolkitError(f"depth_to_points: depth must be (H, W), got {tuple(depth.shape)}")
+        raise ShapeError(f"depth_to_points: depth must be (H, W), got {tuple(depth.shape)}")
     valid = torch.isfinite(depth) & (depth > 0)
     if max_depth is not None:
         valid &= depth < max_depth

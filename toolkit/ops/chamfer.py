@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor
 
+from toolkit.utils.errors import ShapeError
+
 from .neighbors import (
     _check_pair,
     _chunk_rows,
@@ -50,10 +52,10 @@ def nearest_neighbor_indices(
     argmin inside that block is recomputed at the end for the ``M`` winners only. Memory: two
     ``(B, chunk_size, M)`` float blocks, reused across chunks.
     """
-    _check_pair("chamfer_distance", a, b)
+    _check_pair("chamfer_distance", a, b, ("a", "b"))
     if norm not in (1, 2):
         raise ValueError(f"chamfer_distance: norm must be 1 or 2, got {norm}")
-    a_mask, b_mask = _as_mask(a_mask, a), _as_mask(b_mask, b)
+    a_mask, b_mask = _as_mask(a_mask, a, "a_mask"), _as_mask(b_mask, b, "b_mask")
     B, N, D = a.shape
     M = b.shape[1]
     dt = _compute_dtype(a, b)
@@ -132,7 +134,7 @@ def chamfer_distance(
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"chamfer_distance: reduction must be 'mean' or 'sum', got {reduction!r}")
-    a_mask, b_mask = _as_mask(a_mask, a), _as_mask(b_mask, b)
+    a_mask, b_mask = _as_mask(a_mask, a, "a_mask"), _as_mask(b_mask, b, "b_mask")
     for name, m in (("a", a_mask), ("b", b_mask)):
         if m is not None and not bool(m.any(1).all()):
             raise ValueError(f"chamfer_distance: some sample has no valid point in {name}")
@@ -149,8 +151,16 @@ def chamfer_distance(
     return _reduce(d_ab, a_mask, reduction) + _reduce(d_ba, b_mask, reduction)
 
 
-def _as_mask(mask: Tensor | None, like: Tensor) -> Tensor | None:
-    return None if mask is None else mask.to(device=like.device, dtype=torch.bool)
+def _as_mask(mask: Tensor | None, like: Tensor, name: str) -> Tensor | None:
+    if mask is None:
+        return None
+    # A (B, 1) or (N,) mask would broadcast silently in masked_fill: insist on (B, N).
+    if tuple(mask.shape) != tuple(like.shape[:2]):
+        raise ShapeError(
+            f"chamfer_distance: {name} must be (B, N) = {tuple(like.shape[:2])}, "
+            f"got {tuple(mask.shape)}"
+        )
+    return mask.to(device=like.device, dtype=torch.bool)
 
 
 def _reduce(d: Tensor, mask: Tensor | None, reduction: str) -> Tensor:

@@ -14,6 +14,8 @@ import math
 import torch
 from torch import Tensor
 
+from toolkit.utils.errors import ShapeError
+
 from .sampling import farthest_point_sample
 
 __all__ = [
@@ -70,13 +72,20 @@ def _distance_block(
     return out
 
 
-def _check_pair(name: str, query: Tensor, ref: Tensor) -> None:
+def _check_pair(
+    name: str, query: Tensor, ref: Tensor, names: tuple[str, str] = ("query", "ref")
+) -> None:
+    q, r = names  # the caller's argument names, so the message points at the right one
     if query.dim() != 3 or ref.dim() != 3:
-        raise ValueError(
-            f"{name}: expected (B, M, D) and (B, N, D), got {tuple(query.shape)}, {tuple(ref.shape)}"
+        raise ShapeError(
+            f"{name}: expected {q} (B, M, D) and {r} (B, N, D), "
+            f"got {q} {tuple(query.shape)}, {r} {tuple(ref.shape)}"
         )
     if query.shape[0] != ref.shape[0] or query.shape[2] != ref.shape[2]:
-        raise ValueError(f"{name}: batch / dim mismatch {tuple(query.shape)} vs {tuple(ref.shape)}")
+        raise ShapeError(
+            f"{name}: batch / dim mismatch: {q} {tuple(query.shape)} vs {r} {tuple(ref.shape)} "
+            "(expected the same B and D)"
+        )
 
 
 def _compute_dtype(*xs: Tensor) -> torch.dtype:
@@ -90,7 +99,7 @@ def pairwise_distance(a: Tensor, b: Tensor, norm: int = 2) -> Tensor:
     ``norm=2`` gives **squared** Euclidean distances, ``norm=1`` Manhattan distances. No
     autograd (use it for searches); memory is ``B*M*N`` elements.
     """
-    _check_pair("pairwise_distance", a, b)
+    _check_pair("pairwise_distance", a, b, ("a", "b"))
     dt = _compute_dtype(a, b)
     with torch.no_grad():
         return _distance_block(a.to(dt), b.to(dt).transpose(1, 2).contiguous(), norm)
@@ -102,7 +111,7 @@ def group_points(x: Tensor, idx: Tensor) -> Tensor:
     Differentiable with respect to ``x``.
     """
     if x.dim() != 3 or idx.shape[0] != x.shape[0]:
-        raise ValueError(
+        raise ShapeError(
             f"group_points: x must be (B, N, C) and idx (B, ...), got {tuple(x.shape)}, {tuple(idx.shape)}"
         )
     B, _, C = x.shape
@@ -241,7 +250,7 @@ def sample_and_group(
         Differentiable w.r.t. ``xyz`` and ``features`` (the selection itself is not).
     """
     if xyz.dim() != 3 or xyz.shape[-1] != 3:
-        raise ValueError(f"sample_and_group: xyz must be (B, N, 3), got {tuple(xyz.shape)}")
+        raise ShapeError(f"sample_and_group: xyz must be (B, N, 3), got {tuple(xyz.shape)}")
     center_idx = farthest_point_sample(
         xyz, n_centers, start_idx=start_idx, backend=fps_backend, mask=mask
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from toolkit.utils.errors import ShapeError
+
 from .pointcloud import as_bounds
 
 __all__ = ["center_and_scale", "workspace_denormalize", "workspace_normalize"]
@@ -36,7 +38,7 @@ def center_and_scale(points, mask: Tensor | None = None) -> tuple[Tensor, Tensor
     """
     points = torch.as_tensor(points)
     if points.dim() < 2 or points.shape[-1] < 3:
-        raise ValueError(
+        raise ShapeError(
             f"center_and_scale: points must be (..., N, C>=3), got {tuple(points.shape)}"
         )
     xyz = points[..., :3]

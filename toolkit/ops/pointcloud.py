@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from toolkit.utils.errors import ToolkitError
+from toolkit.utils.errors import ShapeError, ToolkitError
 
 from .sampling import downsample_points
 
@@ -42,7 +42,7 @@ class EmptyPointCloudError(ToolkitError, ValueError):
 def _as_cloud(points, name: str) -> Tensor:
     pts = torch.as_tensor(points)
     if pts.dim() != 2 or pts.shape[1] < 3:
-        raise ValueError(f"{name}: points must be (N, C>=3), got {tuple(pts.shape)}")
+        raise ShapeError(f"{name}: points must be (N, C>=3), got {tuple(pts.shape)}")
     if not pts.is_floating_point():
         pts = pts.to(torch.get_default_dtype())
     return pts
@@ -56,7 +56,7 @@ def as_bounds(bounds, like: Tensor | None = None) -> Tensor:
     """
     b = torch.as_tensor(bounds, dtype=torch.float64, device="cpu")
     if b.shape != (2, 3):
-        raise ValueError(
+        raise ShapeError(
             f"bounds must be [[xmin, ymin, zmin], [xmax, ymax, zmax]], got shape {tuple(b.shape)}"
         )
     if not torch.isfinite(b).all() or (b[0] > b[1]).any():
@@ -73,7 +73,10 @@ def merge_clouds(clouds: Sequence) -> Tensor:
     parts = [_as_cloud(c, "merge_clouds") for c in clouds]
     channels = {p.shape[1] for p in parts}
     if len(channels) != 1:
-        raise ValueError(f"merge_clouds: clouds have different channel counts {sorted(channels)}")
+        raise ShapeError(
+            f"merge_clouds: clouds must all be (N_i, C) with one channel count C, "
+            f"got different channel counts {sorted(channels)}"
+        )
     dtype = parts[0].dtype
     for p in parts[1:]:
         dtype = torch.promote_types(dtype, p.dtype)
@@ -92,7 +95,7 @@ def bounds_mask(points, bounds) -> Tensor:
     """``(..., N)`` bool: xyz (first three channels) inside ``bounds``, inclusive. NaN -> False."""
     pts = torch.as_tensor(points)
     if pts.shape[-1] < 3:
-        raise ValueError(f"bounds_mask: points must be (..., N, C>=3), got {tuple(pts.shape)}")
+        raise ShapeError(f"bounds_mask: points must be (..., N, C>=3), got {tuple(pts.shape)}")
     b = as_bounds(bounds, pts)
     xyz = pts[..., :3]
     return ((xyz >= b[0]) & (xyz <= b[1])).all(-1)

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from toolkit.utils.errors import ShapeError
+
 __all__ = [
     "FPS_BACKENDS",
     "available_fps_backends",
@@ -108,7 +110,7 @@ def farthest_point_sample(
     always starts at index 0). A mask with ``pointnet2`` falls back to the torch loop.
     """
     if xyz.dim() != 3 or xyz.shape[-1] < 3:
-        raise ValueError(f"farthest_point_sample: xyz must be (B, N, 3), got {tuple(xyz.shape)}")
+        raise ShapeError(f"farthest_point_sample: xyz must be (B, N, 3), got {tuple(xyz.shape)}")
     B, N = xyz.shape[:2]
     n = int(n)
     if n < 1:
@@ -117,7 +119,7 @@ def farthest_point_sample(
         raise ValueError(f"farthest_point_sample: start_idx {start_idx} out of range for N={N}")
     if mask is not None:
         if mask.shape != (B, N):
-            raise ValueError(
+            raise ShapeError(
                 f"farthest_point_sample: mask must be {(B, N)}, got {tuple(mask.shape)}"
             )
         mask = mask.to(device=xyz.device, dtype=torch.bool)
@@ -245,14 +247,17 @@ def downsample_points(
     """
     points = torch.as_tensor(points)
     if points.dim() != 2 or points.shape[1] < 3:
-        raise ValueError(f"downsample_points: points must be (N, C>=3), got {tuple(points.shape)}")
+        raise ShapeError(f"downsample_points: points must be (N, C>=3), got {tuple(points.shape)}")
     if method not in DOWNSAMPLE_METHODS:
         raise ValueError(
             f"downsample_points: method must be one of {DOWNSAMPLE_METHODS}, got {method!r}"
         )
     N = points.shape[0]
     if N == 0:
-        raise ValueError("downsample_points: the cloud is empty (use subsample_or_pad to pad it)")
+        raise ShapeError(
+            f"downsample_points: points must have N >= 1 rows, got shape {tuple(points.shape)}: "
+            "the cloud is empty (use subsample_or_pad to pad it)"
+        )
     if N < n:
         if not pad:
             raise ValueError(

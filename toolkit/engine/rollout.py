@@ -1,0 +1,264 @@
+"""Closed-loop evaluation: roll a policy out in a suite's task and measure its success rate.
+
+The CLAR / Lift3D protocol: ``R`` rollouts per task (default 25) of at most ``max_steps`` steps
+(MetaWorld: 200) from fixed, reproducible layouts; an episode succeeds if ``info["success"]``
+is True at any step (rollouts stop there by default). Layouts come from the suite's evaluation
+seed range (rollout ``i`` uses ``seed_offset + i``), disjoint from every demonstration seed, so
+evaluations of different checkpoints see the same layouts and never the training ones.
+
+Outputs, with ``out_dir``::
+
+    out_dir/episode_<seed>.json     one record per rollout (written as each episode ends)
+    out_dir/episode_<seed>.mp4      with video=True (camera RGB, imageio / ffmpeg)
+    out_dir/summary.json            success rate, config and every record
+
+The policy contract is :class:`toolkit.envs.base.Policy`: ``reset()`` before each episode and
+``select_action(obs) -> (A,)`` every step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from toolkit.envs.base import Env, Suite
+from toolkit.utils.errors import ToolkitError
+from toolkit.utils.io import atomic_write_text
+
+__all__ = ["evaluate", "evaluate_tasks", "rollout_episode"]
+
+
+def _check_policy(policy: Any) -> None:
+    missing = [m for m in ("reset", "select_action") if not callable(getattr(policy, m, None))]
+    if missing:
+        raise ToolkitError(
+            f"policy {type(policy).__name__} lacks {', '.join(missing)}: the evaluation harness "
+            "needs reset() and select_action(obs) -> action (toolkit.envs.base.Policy)"
+        )
+
+
+def rollout_episode(
+    env: Env,
+    policy: Any,
+    seed: int,
+    max_steps: int,
+    stop_on_success: bool = True,
+    video_camera: str | None = None,
+    obs_transform: Callable[[dict], dict] | None = None,
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Run one episode; return ``(record, frames)`` (frames only with ``video_camera``).
+
+    ``record``: ``seed``, ``success`` (any step), ``steps`` taken, ``return`` (sum of rewards),
+    ``first_success_step`` (1-based, or None), ``seconds``.
+    """
+    start = time.perf_counter()
+    obs = env.reset(seed=seed)
+    policy.reset()
+    frames: list[np.ndarray] = []
+    if video_camera is not None:
+        frames.append(env.render_rgb(video_camera))
+    total, success, first, steps = 0.0, False, None, 0
+    for t in range(max_steps):
+        action = policy.select_action(obs_transform(obs) if obs_transform else obs)
+        obs, reward, done, info = env.step(np.asarray(action))
+        steps = t + 1
+        total += float(reward)
+        if video_camera is not None:
+            frames.append(env.render_rgb(video_camera))
+        if info.get("success") and not success:
+            success, first = True, steps
+        if done or (success and stop_on_success):
+            break
+    record = {
+        "seed": int(seed),
+        "success": bool(success),
+        "steps": steps,
+        "return": round(total, 4),
+        "first_success_step": first,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    return record, frames
+
+
+def _write_video(path: str, frames: Sequence[np.ndarray], fps: int) -> None:
+    """MP4 (H.264) of ``frames``, written to a hidden temporary ``.mp4`` then renamed."""
+    import imageio.v2 as imageio
+
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.partial.mp4")  # ffmpeg needs the suffix
+    try:
+        # macro_block_size=1: keep odd sizes as they are (no resize warning).
+        with imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1) as writer:
+            for frame in frames:
+                writer.append_data(np.asarray(frame, dtype=np.uint8))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def evaluate(
+    suite: Suite | str,
+    task: str,
+    policy: Any,
+    num_episodes: int = 25,
+    max_steps: int | None = None,
+    seed_offset: int | None = None,
+    out_dir: str | None = None,
+    video: bool | int = False,
+    progress: bool = True,
+    cameras=None,
+    stop_on_success: bool = True,
+    video_camera: str | None = None,
+    video_fps: int = 30,
+    obs_transform: Callable[[dict], dict] | None = None,
+    env: Env | None = None,
+    **env_kwargs: Any,
+) -> dict[str, Any]:
+    """Roll ``policy`` out ``num_episodes`` times in ``task``; return its success rate.
+
+    Args:
+        suite: a :class:`Suite` or its name (``"metaworld"``).
+        task: task name (unknown names raise, listing the valid ones).
+        policy: an object with ``reset()`` and ``select_action(obs) -> (A,)``.
+        num_episodes: rollouts (R); rollout ``i`` uses layout seed ``seed_offset + i``.
+        max_steps: step limit per rollout (default: the suite's horizon).
+        seed_offset: first evaluation seed (default: the suite's ``eval_seed_offset``).
+        out_dir: write per-episode JSON records (+ videos) and ``summary.json`` here.
+        video: ``True`` writes an MP4 of every rollout, an int ``k`` of the first ``k``.
+        progress: show a tqdm bar with the running success rate.
+        cameras: cameras of the env (default: the suite's); the video uses ``video_camera``
+            or the first of them.
+        stop_on_success: end a rollout at its first success (the success rate is the same).
+        obs_transform: applied to each observation before the policy (e.g. add a language
+            embedding).
+        env: reuse an already built env of this task (its cameras / options are kept).
+        **env_kwargs: more arguments of ``suite.make_env`` (e.g. ``rgb=False``).
+
+    Returns:
+        ``dict(suite, task, success_rate, num_episodes, successes, mean_return, mean_steps,
+        seeds, max_steps, seconds, episodes=[record, ...])``; each record has ``seed``,
+        ``success``, ``steps``, ``return``, ``first_success_step``, ``seconds`` and ``video``
+        (path or None).
+    """
+    from toolkit.envs import get_suite
+
+    suite = get_suite(suite)
+    task = suite.check_task(task)
+    _check_policy(policy)
+    if int(num_episodes) <= 0:
+        raise ToolkitError(f"num_episodes must be positive, got {num_episodes}")
+    max_steps = int(max_steps if max_steps is not None else suite.max_steps)
+    if max_steps <= 0:
+        raise ToolkitError(f"max_steps must be positive, got {max_steps}")
+    offset = int(seed_offset if seed_offset is not None else suite.eval_seed_offset)
+    seeds = [offset + i for i in range(int(num_episodes))]
+    overlap = [s for s in seeds if s in suite.demo_seeds]
+    if overlap:
+        warnings.warn(
+            f"evaluation seeds {overlap[0]}..{overlap[-1]} overlap the {suite.name} demonstration "
+            f"seed range {suite.demo_seeds}: the policy may be evaluated on training layouts",
+            stacklevel=2,
+        )
+    n_video = len(seeds) if video is True else max(0, int(video or 0))
+
+    own_env = env is None
+    if own_env:
+        env = suite.make_env(task, cameras=cameras, max_steps=max_steps, **env_kwargs)
+    cam = video_camera or env.cameras[0].name
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(seeds), desc=f"eval {suite.name}/{task}", unit="ep", leave=False)
+    records: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    try:
+        for i, seed in enumerate(seeds):
+            want_video = i < n_video
+            record, frames = rollout_episode(
+                env,
+                policy,
+                seed,
+                max_steps,
+                stop_on_success=stop_on_success,
+                video_camera=cam if want_video else None,
+                obs_transform=obs_transform,
+            )
+            record["video"] = None
+            if out_dir is not None:
+                if want_video and frames:
+                    path = os.path.join(out_dir, f"episode_{seed}.mp4")
+                    _write_video(path, frames, video_fps)
+                    record["video"] = path
+                atomic_write_text(
+                    os.path.join(out_dir, f"episode_{seed}.json"),
+                    json.dumps({"suite": suite.name, "task": task, **record}, indent=1),
+                )
+            records.append(record)
+            if bar is not None:
+                wins = sum(r["success"] for r in records)
+                bar.set_postfix(sr=f"{wins}/{len(records)}")
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        if own_env:
+            env.close()
+
+    successes = sum(r["success"] for r in records)
+    result = {
+        "suite": suite.name,
+        "task": task,
+        "success_rate": successes / len(records),
+        "num_episodes": len(records),
+        "successes": successes,
+        "mean_return": float(np.mean([r["return"] for r in records])),
+        "mean_steps": float(np.mean([r["steps"] for r in records])),
+        "seeds": seeds,
+        "max_steps": max_steps,
+        "seconds": round(time.perf_counter() - start, 2),
+        "episodes": records,
+    }
+    if out_dir is not None:
+        atomic_write_text(os.path.join(out_dir, "summary.json"), json.dumps(result, indent=1))
+    return result
+
+
+def evaluate_tasks(
+    suite: Suite | str,
+    tasks: Iterable[str],
+    policy_for: Callable[[str], Any],
+    out_dir: str | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """:func:`evaluate` over several tasks; ``policy_for(task)`` gives each task's policy.
+
+    Returns ``dict(success_rate=mean over tasks, per_task={task: success_rate},
+    results={task: evaluate(...)})``; with ``out_dir`` each task writes to ``out_dir/<task>``
+    and the overview goes to ``out_dir/summary.json``.
+    """
+    from toolkit.envs import get_suite
+
+    suite = get_suite(suite)
+    results = {}
+    for task in tasks:
+        sub = os.path.join(out_dir, task) if out_dir is not None else None
+        results[task] = evaluate(suite, task, policy_for(task), out_dir=sub, **kwargs)
+    per_task = {t: r["success_rate"] for t, r in results.items()}
+    mean = float(np.mean(list(per_task.values()))) if per_task else math.nan
+    out = {"suite": suite.name, "success_rate": mean, "per_task": per_task, "results": results}
+    if out_dir is not None:
+        brief = {k: v for k, v in out.items() if k != "results"}
+        atomic_write_text(os.path.join(out_dir, "summary.json"), json.dumps(brief, indent=1))
+    return out
