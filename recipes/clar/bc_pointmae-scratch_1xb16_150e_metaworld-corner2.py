@@ -9,6 +9,6 @@ custom_hooks = [
         interval=10,
         episodes=25,
         max_steps=200,
-        env_kwargs=dict(cameras=["corner2"]),
+        env_kwargs=dict(cameras=["corner2"], rgb=False),
     ),
 ]

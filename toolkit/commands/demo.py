@@ -23,13 +23,13 @@ DEMO_ENCODERS = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="work_dirs/demo", help="everything goes here")
-    p.add_argument("--tasks", nargs="+", default=["reach", "button-press", "handle-pull"])
+    p.add_argument("--tasks", nargs="+", default=["button-press", "handle-pull"])
     p.add_argument(
         "--episodes", type=int, default=10, help="expert demos per task (8 train / 2 val)"
     )
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--eval-episodes", type=int, default=10, help="rollouts per task per evaluation")
-    p.add_argument("--eval-interval", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--eval-episodes", type=int, default=8, help="rollouts per task per evaluation")
+    p.add_argument("--eval-interval", type=int, default=5)
     p.add_argument("--workers", type=int, default=2, help="data-generation processes")
     p.add_argument(
         "--encoders",

@@ -44,6 +44,7 @@ custom_hooks = [
         interval=10,
         episodes=25,
         max_steps=200,
+        env_kwargs=dict(rgb=False),  # the policy needs depth -> points only; videos render RGB
     ),
 ]
 log_processor = dict(window_size=50)
