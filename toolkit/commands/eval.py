@@ -34,6 +34,58 @@ def _eval_hook_cfg(cfg) -> dict:
     return {}
 
 
+def _language_table(config: str, cfg, hook: dict, meta: dict, tasks, lang_dim: int):
+    """Instruction features for a language-conditioned policy (None for one without language).
+
+    The language config comes from the eval hook (else the training dataset); the feature
+    space recorded in the checkpoint (``meta.language``) wins over the config's backend, and no
+    silent fallback is allowed here: a policy trained on MiniLM features is never evaluated
+    with hash features.
+    """
+    import os
+
+    from toolkit.data.language import build_language_table, check_language_cfg
+    from toolkit.utils.errors import ConfigError
+
+    dataset = dict(cfg.get("train_dataloader", {}).get("dataset", {}) or {})
+    lang = check_language_cfg(hook.get("language"), f"{config}: RolloutEvalHook.language")
+    if lang is None:
+        lang = check_language_cfg(dataset.get("language"), f"{config}: dataset.language")
+    if lang is None or lang_dim <= 0:
+        if lang_dim > 0:
+            raise ConfigError(
+                f"{config}: the policy takes language (model.lang_dim={lang_dim}) but neither "
+                "RolloutEvalHook.language nor train_dataloader.dataset.language is set"
+            )
+        return None
+    trained = (meta or {}).get("language")
+    if trained:
+        if trained["backend"] != lang.get("backend", "minilm"):
+            print(
+                f"language: the checkpoint was trained with '{trained['backend']}' features "
+                f"({trained['featurizer']}); using them instead of the config's "
+                f"'{lang.get('backend', 'minilm')}'"
+            )
+        lang.update(backend=trained["backend"], fallback=False)
+        if trained["backend"] == "hash":
+            lang.setdefault("dim", int(trained["dim"]))
+    root = dataset.get("data_root")
+    table = build_language_table(
+        tasks, cache_dir=root if root and os.path.isdir(root) else None, **lang
+    )
+    if trained and table.featurizer_key != trained["featurizer"]:
+        raise ConfigError(
+            f"{config}: language features {table.featurizer_key} differ from the checkpoint's "
+            f"{trained['featurizer']}"
+        )
+    if table.dim != lang_dim:
+        raise ConfigError(
+            f"{config}: language features are {table.dim}-d ({table.featurizer_key}), "
+            f"the policy expects model.lang_dim={lang_dim}"
+        )
+    return table
+
+
 def main(args: argparse.Namespace) -> int:
     import json
     import os
@@ -41,6 +93,7 @@ def main(args: argparse.Namespace) -> int:
     from mmengine.registry import DefaultScope
 
     from toolkit.engine.checkpoint import load_checkpoint_file
+    from toolkit.engine.policy_hooks import write_instructions
     from toolkit.engine.rollout import evaluate
     from toolkit.engine.runner import load_config, parse_cfg_options
     from toolkit.registry import MODELS, SUITES
@@ -77,11 +130,17 @@ def main(args: argparse.Namespace) -> int:
             f"missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     model.eval()
+    table = _language_table(
+        args.config, cfg, hook, ckpt.get("meta") or {}, tasks, int(getattr(model, "lang_dim", 0))
+    )
     out = args.out or os.path.join(
         os.path.dirname(os.path.abspath(args.checkpoint)), "eval_offline"
     )
     summary = {"config": args.config, "checkpoint": args.checkpoint, "episodes": episodes, "sr": {}}
+    if table is not None:
+        summary["language"] = table.meta
     for task in tasks:
+        transform = table.obs_transform(task, suite.eval_seed_offset) if table else None
         res = evaluate(
             suite,
             task,
@@ -91,8 +150,11 @@ def main(args: argparse.Namespace) -> int:
             out_dir=os.path.join(out, task),
             video=args.video,
             progress=True,
+            obs_transform=transform,
             **env_kwargs,
         )
+        if transform is not None:
+            write_instructions(os.path.join(out, task, "instructions.json"), transform.used)
         summary["sr"][task] = float(res["success_rate"])
         print(f"{task:>20s}: {100 * res['success_rate']:5.1f}% ({episodes} episodes)")
     summary["sr_mean"] = sum(summary["sr"].values()) / len(summary["sr"])

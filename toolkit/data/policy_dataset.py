@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from toolkit.data.episodes import EpisodeIndex
+from toolkit.data.language import LanguageTable, build_language_table, check_language_cfg
 from toolkit.registry import DATASETS
 from toolkit.utils.errors import ConfigError
 
@@ -25,6 +26,12 @@ def _in_split(path: str, root: str, split: str | None) -> bool:
 @DATASETS.register_module()
 class PointCloudBCDataset(Dataset):
     """Steps of successful episodes as ``dict(points, points_mask, proprio, action, task_id)``.
+
+    With ``language=dict(...)`` every sample also has ``lang`` (D,) float32: the feature of one
+    of its task's instructions, drawn uniformly from the task's training instructions at each
+    ``__getitem__`` with torch's global RNG (seeded by mmengine's ``randomness.seed``, re-seeded
+    per DataLoader worker), so one step is seen under different paraphrases across epochs.
+    See :mod:`toolkit.data.language`.
 
     Point clouds come precomputed from the episodes' ``extras/<points_key>`` (the generators
     store the cropped, downsampled world-frame cloud per step), so a training step does no
@@ -43,6 +50,9 @@ class PointCloudBCDataset(Dataset):
         suite: expected suite attribute (``None``: any, but all episodes must agree).
         max_episodes_per_task: keep only the first K episodes of each task (by seed).
         successful_only: skip episodes whose ``success`` attribute is false.
+        language: ``dict(backend="minilm" | "hash", paraphrases=True, held_out=0,
+            fallback=True)`` adds ``lang`` to each sample (``None``: no language). Features are
+            cached in ``<data_root>/.toolkit_language/``.
     """
 
     def __init__(
@@ -56,12 +66,14 @@ class PointCloudBCDataset(Dataset):
         max_episodes_per_task: int | None = None,
         successful_only: bool = True,
         progress: bool = False,
+        language: dict | None = None,
     ) -> None:
         super().__init__()
         if not os.path.isdir(data_root):
             raise ConfigError(
                 f"dataset directory not found: {data_root} (generate it with `toolkit gen ...`)"
             )
+        self.data_root = data_root
         index = EpisodeIndex(data_root)
         root = index.directory
         records = [r for r in index if _in_split(r.path, root, split)]
@@ -79,6 +91,13 @@ class PointCloudBCDataset(Dataset):
             raise ConfigError(f"{data_root}: expected suite '{suite}', found {sorted(suites)}")
         if len(suites) > 1:
             raise ConfigError(f"{data_root}: episodes mix suites {sorted(suites)}")
+        # before loading any episode: an unknown task or a missing text backend fails fast
+        lang_cfg = check_language_cfg(language, f"{data_root}: PointCloudBCDataset.language")
+        self.language: LanguageTable | None = None
+        if lang_cfg is not None:
+            self.language = build_language_table(self.tasks, cache_dir=data_root, **lang_cfg)
+            self._lang_features = torch.from_numpy(self.language.features)  # (T, K, D)
+            self._lang_train_ids = torch.as_tensor(self.language.train_ids)
         by_task: dict[str, list] = {t: [] for t in self.tasks}
         for r in sorted(records, key=lambda r: (r.task, r.seed)):
             if r.task in by_task:
@@ -138,13 +157,18 @@ class PointCloudBCDataset(Dataset):
         return len(self.actions)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {
+        sample = {
             "points": self.points[i],
             "points_mask": self.points_mask[i],
             "proprio": self.proprio[i],
             "action": self.actions[i],
             "task_id": self.task_ids[i],
         }
+        if self.language is not None:
+            ids = self._lang_train_ids
+            k = ids[torch.randint(len(ids), ()).item()] if len(ids) > 1 else ids[0]
+            sample["lang"] = self._lang_features[self.task_ids[i], k]
+        return sample
 
     def normalization_data(self) -> dict[str, torch.Tensor]:
         """What the policy's normalizers are fitted on: every training step."""

@@ -13,11 +13,18 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from toolkit.registry import HOOKS, SUITES
+from toolkit.utils.errors import ConfigError
 from toolkit.utils.io import atomic_write_text
 
 
 def _unwrap(model: Any) -> Any:
     return model.module if is_model_wrapper(model) else model
+
+
+def write_instructions(path: str, used: Sequence[tuple[int, str]]) -> None:
+    """``[{"seed": s, "instruction": sentence}, ...]`` of one task's evaluation rollouts."""
+    rows = [{"seed": int(s), "instruction": text} for s, text in used]
+    atomic_write_text(path, json.dumps(rows, indent=1))
 
 
 @HOOKS.register_module()
@@ -60,6 +67,13 @@ class RolloutEvalHook(Hook):
         max_steps: step limit per rollout.
         video: write MP4s of the rollouts.
         env_kwargs: extra arguments of ``suite.make_env`` (e.g. ``cameras``).
+        language: ``dict(backend=..., paraphrases=True, held_out=0)`` for language-conditioned
+            policies: every observation gets ``obs["lang"]``, the feature of the instruction
+            of its rollout seed (seed ``s`` -> evaluation instruction ``s % K``, see
+            :mod:`toolkit.data.language`); the sentences used go to ``instructions.json``
+            beside the per-episode results. The training dataset's features are reused when
+            it has them (same feature space, even after a fallback to ``hash``). ``None``: no
+            language, unless the policy needs it and the dataset has a language table.
     """
 
     priority = "LOW"
@@ -74,13 +88,75 @@ class RolloutEvalHook(Hook):
         video: bool = False,
         save_best: bool = True,
         env_kwargs: dict | None = None,
+        language: dict | None = None,
     ) -> None:
+        from toolkit.data.language import check_language_cfg
+
+        self.language = check_language_cfg(language, "RolloutEvalHook.language")
+        self._table: Any = None
         self.suite_cfg = suite
         self.tasks = list(tasks) if tasks is not None else None
         self.interval, self.episodes, self.max_steps = interval, episodes, max_steps
         self.video, self.save_best = video, save_best
         self.env_kwargs = dict(env_kwargs or {})
         self._suite = None
+
+    def _language_table(self, runner: Any, model: Any, tasks: Sequence[str]) -> Any:
+        """The instruction features for evaluation, or None for a policy without language."""
+        from toolkit.data.language import LanguageTable, build_language_table
+
+        if self._table is not None and all(t in self._table.tasks for t in tasks):
+            return self._table
+        dataset = runner.train_dataloader.dataset
+        own = getattr(dataset, "language", None)
+        needs = int(getattr(model, "lang_dim", 0) or 0) > 0
+        if self.language is None:
+            if not needs:
+                return None
+            if own is None:
+                raise ConfigError(
+                    f"the policy takes language (model.lang_dim={model.lang_dim}) but neither "
+                    "RolloutEvalHook.language nor the training dataset's language is set"
+                )
+            runner.logger.info("RolloutEvalHook: language from the training dataset")
+            cfg = {"paraphrases": own.paraphrases, "held_out": own.held_out}
+        else:
+            cfg = dict(self.language)
+        same = own is not None and all(t in own.tasks for t in tasks)
+        same = same and (own.paraphrases, own.held_out) == (
+            bool(cfg.get("paraphrases", True)),
+            int(cfg.get("held_out", 0)),
+        )
+        root = getattr(dataset, "data_root", None)
+        if same:
+            self._table = own
+        elif own is not None:  # keep the feature space the policy was trained in
+            self._table = LanguageTable(
+                tasks,
+                own.featurizer,
+                paraphrases=bool(cfg.get("paraphrases", True)),
+                held_out=int(cfg.get("held_out", 0)),
+                cache_dir=root,
+            )
+        else:
+            self._table = build_language_table(tasks, cache_dir=root, **cfg)
+        if needs and self._table.dim != model.lang_dim:
+            raise ConfigError(
+                f"language features are {self._table.dim}-d ({self._table.featurizer_key}), "
+                f"the policy expects model.lang_dim={model.lang_dim}"
+            )
+        return self._table
+
+    def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        """Record the feature space so ``toolkit eval`` rebuilds the same language features."""
+        table = self._table
+        if table is None:
+            try:  # a runner that never trains may have no training loop to build
+                table = getattr(runner.train_dataloader.dataset, "language", None)
+            except Exception:
+                table = None
+        if table is not None:
+            checkpoint.setdefault("meta", {})["language"] = table.meta
 
     def _history_path(self, runner: Any) -> str:
         return os.path.join(runner.work_dir, "eval", "history.json")
@@ -106,12 +182,16 @@ class RolloutEvalHook(Hook):
             self._suite = SUITES.build(self.suite_cfg)
         tasks = self.tasks or list(runner.train_dataloader.dataset.tasks)
         model = _unwrap(runner.model)
+        table = self._language_table(runner, model, tasks)
         was_training = model.training
         model.eval()
         record: dict[str, Any] = {"epoch": epoch, "iter": runner.iter, "sr": {}}
         start = time.time()
         for task in tasks:
             out_dir = os.path.join(runner.work_dir, "eval", f"epoch_{epoch}", task)
+            transform = None
+            if table is not None:
+                transform = table.obs_transform(task, self._suite.eval_seed_offset)
             res = evaluate(
                 self._suite,
                 task,
@@ -121,8 +201,11 @@ class RolloutEvalHook(Hook):
                 out_dir=out_dir,
                 video=self.video,
                 progress=False,
+                obs_transform=transform,
                 **self.env_kwargs,
             )
+            if transform is not None:
+                write_instructions(os.path.join(out_dir, "instructions.json"), transform.used)
             record["sr"][task] = float(res["success_rate"])
         model.train(was_training)
         record["sr_mean"] = sum(record["sr"].values()) / len(record["sr"])
