@@ -16,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--tasks", nargs="+", default=None, help="default: the config's training tasks")
     p.add_argument("--video", action="store_true", help="write an MP4 per rollout")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for inference")
     p.add_argument("--out", default=None, help="output folder (default: next to the checkpoint)")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument(
@@ -90,6 +91,7 @@ def main(args: argparse.Namespace) -> int:
     import json
     import os
 
+    import torch
     from mmengine.registry import DefaultScope
 
     from toolkit.engine.checkpoint import load_checkpoint_file
@@ -130,6 +132,7 @@ def main(args: argparse.Namespace) -> int:
             f"missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     model.eval()
+    torch.set_num_threads(args.threads)  # batch-1 inference: extra threads only contend
     table = _language_table(
         args.config, cfg, hook, ckpt.get("meta") or {}, tasks, int(getattr(model, "lang_dim", 0))
     )
