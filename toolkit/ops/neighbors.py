@@ -203,21 +203,31 @@ def ball_query(
     kk = min(k, N)
     idx = torch.empty((B, M, k), dtype=torch.long, device=query.device)
     counts = torch.empty((B, M), dtype=torch.long, device=query.device)
+    # Running hit counts are exact in the distance dtype up to 2**24 (float32) points.
+    cdt = dt if N < (1 << 24 if dt == torch.float32 else 1 << 53) else torch.int64
+    targets = torch.arange(1, kk + 1, dtype=cdt, device=query.device)
     with torch.no_grad():
         q = query.detach().to(dt)
         ref_t = ref.detach().to(dt).transpose(1, 2).contiguous()
-        order = torch.arange(N, device=query.device)
         buffers = _scratch(B * min(rows, M) * N, dt, q.device)
         for s in range(0, M, rows):
-            inside = _distance_block(q[:, s : s + rows], ref_t, 2, buffers) < r2
-            key = torch.where(inside, order, N)  # N = not inside: sorts last
-            first = key.topk(kk, dim=-1, largest=False, sorted=True).values
+            d = _distance_block(q[:, s : s + rows], ref_t, 2, buffers)
+            m = d.shape[1]
+            # pos[..., n] = hits among points 0..n; the j-th hit is the first n with
+            # pos >= j (binary search; N when there are fewer hits). O(N + k log N) per row
+            # instead of a top-k over N keys.
+            if cdt == dt:  # count in the second scratch buffer, no int conversion
+                pos = buffers[1][: d.numel()].view(d.shape)
+                torch.lt(d, r2, out=pos)
+                torch.cumsum(pos, -1, out=pos)
+            else:
+                pos = (d < r2).cumsum(-1)
+            first = torch.searchsorted(pos, targets.expand(B, m, kk).contiguous())
             if kk < k:
-                first = torch.cat([first, first.new_full((*first.shape[:2], k - kk), N)], -1)
-            head = first[..., :1]
-            first = torch.where(first == N, head, first)
-            idx[:, s : s + rows] = first.masked_fill_(first == N, 0)
-            counts[:, s : s + rows] = inside.sum(-1).clamp_(max=k)
+                first = torch.cat([first, first.new_full((B, m, k - kk), N)], -1)
+            first = torch.where(first == N, first[..., :1], first)  # pad with the first hit
+            idx[:, s : s + rows] = first.masked_fill_(first == N, 0)  # no hit: index 0
+            counts[:, s : s + rows] = pos[..., -1].clamp(max=k).long()
     return (idx, counts) if return_counts else idx
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from toolkit.models.layers import SharedMLP, check_point_mask, masked_max
+from toolkit.models.layers import SharedMLP, check_point_mask, drop_full_mask, masked_max
 from toolkit.models.utils import PretrainedMixin
 from toolkit.registry import BACKBONES
 
@@ -58,8 +58,10 @@ class TNet(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``x`` (B, N, k), ``mask`` (B, N) | None -> transform (B, k, k)."""
-        feats = _on_valid_rows(self.mlp, x, mask)
-        pooled = masked_max(feats, mask)
+        if mask is None:  # fused last block + max (identical output, cheaper backward)
+            pooled = self.mlp.forward_max(x)[1]
+        else:
+            pooled = masked_max(_on_valid_rows(self.mlp, x, mask), mask)
         eye = torch.eye(self.k, dtype=x.dtype, device=x.device)
         return self.out(self.fc(pooled)).view(-1, self.k, self.k) + eye
 
@@ -137,23 +139,32 @@ class PointNet(PretrainedMixin, nn.Module):
 
     def forward(self, points: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         check_point_mask(points, mask)
+        token_mask, mask = mask, drop_full_mask(mask)  # all valid: the faster unmasked path
         out: dict[str, Tensor] = {}
         x = points
         if self.input_tnet is not None:
             trans = self.input_tnet(x, mask)
             x = torch.bmm(x, trans)
             out["input_transform"] = trans
-        x = _on_valid_rows(self.mlp1, x, mask)
-        if self.feature_tnet is not None:
-            trans_feat = self.feature_tnet(x, mask)
-            x = torch.bmm(x, trans_feat)
-            out["feature_transform"] = trans_feat
-        if self.mlp2 is not None:
-            x = _on_valid_rows(self.mlp2, x, mask)
-        pooled = masked_max(x, mask)
+        # Without a mask the last per-point block and the max-pool run fused (SharedMLP.
+        # forward_max): the same outputs, a much cheaper backward in training.
+        if self.mlp2 is None and self.feature_tnet is None and mask is None:
+            x, pooled = self.mlp1.forward_max(x)
+        else:
+            x = _on_valid_rows(self.mlp1, x, mask)
+            if self.feature_tnet is not None:
+                trans_feat = self.feature_tnet(x, mask)
+                x = torch.bmm(x, trans_feat)
+                out["feature_transform"] = trans_feat
+            if self.mlp2 is not None and mask is None:
+                x, pooled = self.mlp2.forward_max(x)
+            else:
+                if self.mlp2 is not None:
+                    x = _on_valid_rows(self.mlp2, x, mask)
+                pooled = masked_max(x, mask)
         if self.head is not None:
             pooled = self.head(pooled)
         out.update(tokens=x, pooled=pooled, centers=points)
-        if mask is not None:
-            out["token_mask"] = mask
+        if token_mask is not None:
+            out["token_mask"] = token_mask
         return out

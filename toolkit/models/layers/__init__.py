@@ -3,6 +3,7 @@
 from toolkit.models.layers.mini_pointnet import MiniPointNet
 from toolkit.models.layers.point_mask import (
     check_point_mask,
+    drop_full_mask,
     masked_max,
     masked_mean,
     push_invalid_far,
@@ -14,6 +15,7 @@ __all__ = [
     "RowBatchNorm",
     "SharedMLP",
     "check_point_mask",
+    "drop_full_mask",
     "masked_max",
     "masked_mean",
     "push_invalid_far",

@@ -12,6 +12,7 @@ from torch import Tensor
 
 __all__ = [
     "check_point_mask",
+    "drop_full_mask",
     "masked_max",
     "masked_mean",
     "push_invalid_far",
@@ -41,6 +42,17 @@ def check_point_mask(points: Tensor, mask: Tensor | None, min_valid: int = 1) ->
         raise ValueError(
             f"a cloud in the batch has {fewest} valid points; this backbone needs >= {min_valid}"
         )
+
+
+def drop_full_mask(mask: Tensor | None) -> Tensor | None:
+    """``None`` when every point is valid (or no mask is given), else ``mask``.
+
+    A full mask means the same as no mask, and the unmasked code paths are faster (no row
+    gathers / scatters, fused max-pooling). Costs one host sync when a mask is given.
+    """
+    if mask is None or bool(mask.all()):
+        return None
+    return mask
 
 
 def masked_max(x: Tensor, mask: Tensor | None, dim: int = 1) -> Tensor:
