@@ -29,39 +29,13 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 from toolkit.utils.errors import CheckpointError
 
+_SAFE_BUILTINS = {"set", "frozenset", "slice", "range", "complex", "bytearray", "dict", "list",
+                  "tuple", "int", "float", "str", "bool"}  # fmt: skip
 # module -> allowed names (None = any name in that module).
 _ALLOWED: dict[str, set[str] | None] = {
     "collections": {"OrderedDict", "defaultdict", "deque"},
-    "__builtin__": {
-        "set",
-        "frozenset",
-        "slice",
-        "range",
-        "complex",
-        "bytearray",
-        "dict",
-        "list",
-        "tuple",
-        "int",
-        "float",
-        "str",
-        "bool",
-    },
-    "builtins": {
-        "set",
-        "frozenset",
-        "slice",
-        "range",
-        "complex",
-        "bytearray",
-        "dict",
-        "list",
-        "tuple",
-        "int",
-        "float",
-        "str",
-        "bool",
-    },
+    "__builtin__": _SAFE_BUILTINS,  # protocol-2 pickles name builtins this way
+    "builtins": _SAFE_BUILTINS,
     "_codecs": {"encode"},
     "torch._utils": {
         "_rebuild_tensor",
