@@ -37,3 +37,16 @@ def read_losses(work_dir: Path) -> dict[int, float]:
             if "loss" in rec:
                 losses[rec["step"]] = rec["loss"]
     return losses
+
+
+def generate_metaworld(
+    out: Path, tasks: list[str], episodes: int, val: int, max_steps: int
+) -> Path:
+    """A tiny depth-only MetaWorld dataset through ``toolkit gen`` (asserts it succeeded)."""
+    proc = run_toolkit(
+        "gen", "datasets/metaworld_clar.py", "--tasks", *tasks, "--episodes", str(episodes),
+        "--val", str(val), "--max-steps", str(max_steps), "--no-rgb", "--no-progress",
+        "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return out

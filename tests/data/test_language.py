@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from _helpers import REPO, run_toolkit
+from _helpers import REPO, generate_metaworld, run_toolkit
 
 from toolkit.data import language as L
 from toolkit.envs.metaworld.tasks import DESCRIPTIONS, MULTITASK
@@ -167,26 +167,8 @@ def test_minilm_semantic_and_offline(tmp_path, monkeypatch):
 def two_task_data(tmp_path_factory):
     pytest.importorskip("metaworld")
     out = tmp_path_factory.mktemp("mw_lang")
-    proc = run_toolkit(
-        "gen",
-        "datasets/metaworld_clar.py",
-        "--tasks",
-        "reach",
-        "button-press",
-        # one training episode per task; button-press's expert needs ~60 steps to succeed
-        "--episodes",
-        "1",
-        "--val",
-        "0",
-        "--max-steps",
-        "70",
-        "--no-rgb",
-        "--no-progress",
-        "--out",
-        str(out),
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return out
+    # one training episode per task; button-press's expert needs ~60 steps to succeed
+    return generate_metaworld(out, ["reach", "button-press"], episodes=1, val=0, max_steps=70)
 
 
 def test_dataset_lang(two_task_data):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from _helpers import REPO, run_toolkit
+from _helpers import REPO, generate_metaworld, run_toolkit
 
 pytest.importorskip("metaworld")
 
@@ -22,24 +22,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def reach_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("mw")
-    proc = run_toolkit(
-        "gen",
-        "datasets/metaworld_clar.py",
-        "--tasks",
-        "reach",
-        "--episodes",
-        "3",
-        "--val",
-        "1",
-        "--max-steps",
-        "60",
-        "--no-rgb",
-        "--no-progress",
-        "--out",
-        str(out),
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return out
+    return generate_metaworld(out, ["reach"], episodes=3, val=1, max_steps=60)
 
 
 def test_train_eval_hook_then_offline_eval(reach_data, tmp_path):
