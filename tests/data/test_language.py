@@ -12,6 +12,7 @@ import torch
 from _helpers import REPO, generate_metaworld, run_toolkit
 
 from toolkit.data import language as L
+from toolkit.data import text_features
 from toolkit.envs.metaworld.tasks import DESCRIPTIONS, MULTITASK
 from toolkit.utils.errors import ConfigError, ToolkitError
 
@@ -90,7 +91,7 @@ def test_hash_backend_same_across_processes():
 
 
 def test_missing_minilm_falls_back_loudly_or_raises(monkeypatch):
-    monkeypatch.setattr(L, "minilm_available", lambda: False)
+    monkeypatch.setattr(text_features, "minilm_available", lambda: False)
     with pytest.warns(RuntimeWarning, match="FALLING BACK.*NOT semantic"):
         feat = L.build_featurizer("minilm")
     assert isinstance(feat, L.HashFeaturizer) and feat.dim == L.DEFAULT_DIM
