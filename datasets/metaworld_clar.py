@@ -37,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="task names or groups (clar, all, easy, medium, hard, multitask, ablation); "
         "comma or space separated (default: clar = the 15 CLAR tasks)",
     )
-    p.add_argument("--episodes", type=int, default=30, help="episodes per task (train + val)")
+    p.add_argument(
+        "--episodes",
+        type=int,
+        default=30,
+        help="episodes per task (train + val); 0 with --pretrain N: only the pretraining split",
+    )
     p.add_argument("--val", type=int, default=5, help="of which validation episodes")
     p.add_argument(
         "--pretrain",
@@ -70,8 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tasks = T.expand_tasks(args.tasks)
     n_train = args.episodes - args.val
-    if args.episodes < 1 or args.val < 0 or n_train < 0:
-        raise SystemExit(f"--episodes ({args.episodes}) must be >= 1 and >= --val ({args.val})")
+    if args.val < 0 or n_train < 0 or (args.episodes < 1 and args.pretrain < 1):
+        raise SystemExit(
+            f"--episodes ({args.episodes}) must be >= --val ({args.val}) and >= 1 "
+            f"(or 0 with --pretrain N to write only the pretraining split)"
+        )
     splits = {"train": (n_train, S.TRAIN_SEEDS), "val": (args.val, S.VAL_SEEDS)}
     if args.pretrain:
         splits["pretrain"] = (args.pretrain, S.PRETRAIN_SEEDS)

@@ -40,12 +40,20 @@ def read_losses(work_dir: Path) -> dict[int, float]:
 
 
 def generate_metaworld(
-    out: Path, tasks: list[str], episodes: int, val: int, max_steps: int
+    out: Path,
+    tasks: list[str],
+    episodes: int,
+    val: int,
+    max_steps: int,
+    rgb: bool = False,
+    pretrain: int = 0,
 ) -> Path:
-    """A tiny depth-only MetaWorld dataset through ``toolkit gen`` (asserts it succeeded)."""
+    """A tiny MetaWorld dataset through ``toolkit gen`` (asserts it succeeded); depth-only
+    unless ``rgb``; ``pretrain`` episodes per task from the pretraining seed range."""
+    extra = ([] if rgb else ["--no-rgb"]) + (["--pretrain", str(pretrain)] if pretrain else [])
     proc = run_toolkit(
         "gen", "datasets/metaworld_clar.py", "--tasks", *tasks, "--episodes", str(episodes),
-        "--val", str(val), "--max-steps", str(max_steps), "--no-rgb", "--no-progress",
+        "--val", str(val), "--max-steps", str(max_steps), "--no-progress", *extra,
         "--out", str(out),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

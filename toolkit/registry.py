@@ -87,7 +87,7 @@ OPTIM_WRAPPERS = _child("optim_wrapper", MMENGINE_OPTIM_WRAPPERS, ["toolkit.engi
 PARAM_SCHEDULERS = _child("parameter scheduler", MMENGINE_PARAM_SCHEDULERS, ["toolkit.engine"])
 
 # Component registries (see the module docstring for why they are roots).
-BACKBONES = _root("backbone", ["toolkit.models.backbones"])
+BACKBONES = _root("backbone", ["toolkit.models.backbones", "toolkit.models.teachers"])
 OBJECTIVES = _root("objective", ["toolkit.models.objectives"])
 HEADS = _root("head", ["toolkit.models.heads"])
 SUITES = _root("suite", ["toolkit.envs"])

@@ -27,6 +27,12 @@ ENCODERS: dict[str, str] = {
     "pointnet2": "baselines/bc_pointnet2_1xb16_150e_metaworld.py",
     "dp3": "baselines/bc_dp3enc_1xb16_150e_metaworld.py",
     "pointmae": "recipes/clar/bc_pointmae-scratch_1xb16_150e_metaworld.py",
+    # CLAR-pretrained Point-MAE (paper size; pretrain first, see docs/clar.md)
+    "clar": "recipes/clar/bc_clar-pointmae_1xb16_150e_metaworld.py",
+    # CPU-sized variants (same protocol, narrower encoders)
+    "clar-tiny": "recipes/clar/bc_clar-pointmae-tiny_1xb16_150e_metaworld.py",
+    "pointnet-256": "baselines/bc_pointnet-256_1xb16_150e_metaworld.py",
+    "pointmae-tiny": "recipes/clar/bc_pointmae-tiny-scratch_1xb16_150e_metaworld.py",
 }
 
 
@@ -131,7 +137,11 @@ def run_one(config: str, task: str, seed: int, run_dir: str, args: argparse.Name
     with open(os.path.join(run_dir, "train.log"), "a") as log:
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
-        raise RuntimeError(f"training failed (exit {proc.returncode}); see {run_dir}/train.log")
+        with open(os.path.join(run_dir, "train.log")) as log:
+            tail = "".join(log.readlines()[-3:]).strip()
+        raise RuntimeError(
+            f"training failed (exit {proc.returncode}); see {run_dir}/train.log. Last lines:\n{tail}"
+        )
     with open(os.path.join(run_dir, "eval", "history.json")) as f:
         history = json.load(f)
     best = max(history, key=lambda h: h["sr_mean"])

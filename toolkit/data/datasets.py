@@ -1,5 +1,6 @@
 """Every registered dataset / transform; the DATASETS registry imports this module lazily."""
 
 from toolkit.data.policy_dataset import PointCloudBCDataset
+from toolkit.data.pretrain_dataset import PointCloudPretrainDataset
 
-__all__ = ["PointCloudBCDataset"]
+__all__ = ["PointCloudBCDataset", "PointCloudPretrainDataset"]

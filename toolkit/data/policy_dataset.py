@@ -17,6 +17,18 @@ from toolkit.registry import DATASETS
 from toolkit.utils.errors import ConfigError
 
 
+def point_mask_key(points_key: str, extras: Sequence[str]) -> str | None:
+    """Name of the per-step validity mask stored next to ``points_key`` (None if absent).
+
+    Generators write ``<points_key>_mask`` or, as the MetaWorld generator does for
+    ``point_cloud``, ``point_mask``.
+    """
+    for key in (f"{points_key}_mask", points_key.replace("cloud", "mask")):
+        if key != points_key and key in extras:
+            return key
+    return None
+
+
 def _in_split(path: str, root: str, split: str | None) -> bool:
     if split is None:
         return True
@@ -126,10 +138,10 @@ class PointCloudBCDataset(Dataset):
                     f"{rec.path}: extras/{points_key} shape {pts.shape[1:]} differs from "
                     f"{self.records[0].path}: {points[0].shape[1:]}"
                 )
-            mask_key = f"{points_key}_mask"
+            mask_key = point_mask_key(points_key, rec.extras)
             mask = (
                 ep.extra(mask_key).astype(bool)
-                if mask_key in rec.extras
+                if mask_key is not None
                 else np.ones(pts.shape[:2], dtype=bool)
             )
             prop = ep.proprio()

@@ -1,7 +1,9 @@
 """Loading pretrained weights into components (backbones, heads) from local files.
 
-Third-party weight files are untrusted: they are read with ``torch.load(weights_only=True)``
-(through :func:`toolkit.engine.checkpoint.load_state_dict_file`).
+Weight files are untrusted: they are read with ``torch.load(weights_only=True)``, and only a
+file that needs more (an mmengine training checkpoint: message hub, history buffers) is retried
+with the restricted unpickler of :func:`toolkit.engine.checkpoint.load_checkpoint_file`, whose
+allow-list refuses anything else.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from toolkit.utils.errors import CheckpointError
 #: (mmengine: ``state_dict``; DeiT/MAE/timm scripts: ``model``; Point-MAE: ``base_model``).
 _NESTED_KEYS = ("state_dict", "model", "base_model", "module")
 
-__all__ = ["PretrainedMixin", "load_pretrained", "read_state_dict"]
+__all__ = ["PretrainedMixin", "load_pretrained", "read_state_dict", "resolve_checkpoint_path"]
 
 
 def _preview(keys: list[str], limit: int = 12) -> str:
@@ -27,12 +29,38 @@ def _preview(keys: list[str], limit: int = 12) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+def resolve_checkpoint_path(path: str | os.PathLike) -> str:
+    """A checkpoint file, or the one a work_dir's ``last_checkpoint`` names.
+
+    Raises:
+        CheckpointError: a directory without ``last_checkpoint``, or one naming a missing file.
+    """
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return path
+    marker = os.path.join(path, "last_checkpoint")
+    if not os.path.isfile(marker):
+        raise CheckpointError(
+            f"{path} is a directory without a 'last_checkpoint' file: pass a checkpoint file, or "
+            f"the work_dir of a finished (or checkpointed) training run"
+        )
+    with open(marker) as f:
+        name = f.read().strip()
+    # mmengine writes the path as it saved it; the work_dir may have moved since
+    for target in (os.path.join(path, os.path.basename(name)), name):
+        if os.path.isfile(target):
+            return target
+    raise CheckpointError(f"{marker} names {name}, which does not exist")
+
+
 def read_state_dict(path: str | os.PathLike, prefix: str = "") -> dict[str, torch.Tensor]:
     """Read a state_dict from a local file (weights only), optionally keeping one prefix.
 
     Args:
         path: A file saved with ``torch.save``: a state_dict, or a dict that nests one under
-            ``state_dict`` / ``model`` / ``base_model`` / ``module`` (first match wins).
+            ``state_dict`` / ``model`` / ``base_model`` / ``module`` (first match wins). A
+            directory stands for the checkpoint its mmengine ``last_checkpoint`` file names (a
+            pretraining run's work_dir).
         prefix: Keep only keys starting with ``prefix`` and strip it (e.g. ``"backbone."`` to
             pull an encoder out of a whole pretrainer checkpoint). ``""`` keeps every key. A
             leading ``"module."`` (DDP) is removed before matching.
@@ -42,9 +70,12 @@ def read_state_dict(path: str | os.PathLike, prefix: str = "") -> dict[str, torc
             tensors, or holds no key with ``prefix``.
     """
     # Lazy: toolkit.engine imports the Runner glue, which must not load with the models.
-    from toolkit.engine.checkpoint import load_state_dict_file
+    from toolkit.engine.checkpoint import load_checkpoint_file
 
-    obj: Any = load_state_dict_file(str(path))  # weights_only=True; names the file on error
+    path = resolve_checkpoint_path(path)
+    # weights_only=True first; our own mmengine checkpoints (message hub, history buffers) fall
+    # back to the restricted unpickler's allow-list, which refuses anything else
+    obj: Any = load_checkpoint_file(str(path), map_location="cpu")
     while isinstance(obj, Mapping):
         nested = next((k for k in _NESTED_KEYS if isinstance(obj.get(k), Mapping)), None)
         if nested is None:

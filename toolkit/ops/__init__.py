@@ -16,6 +16,7 @@ from .cameras import (
     mujoco_cam_to_world,
     mujoco_intrinsics,
     project_points,
+    project_to_image,
     unproject_depth,
 )
 from .chamfer import chamfer_distance, nearest_neighbor_indices

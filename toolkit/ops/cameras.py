@@ -38,6 +38,7 @@ __all__ = [
     "mujoco_cam_to_world",
     "mujoco_intrinsics",
     "project_points",
+    "project_to_image",
     "unproject_depth",
 ]
 
@@ -204,6 +205,51 @@ def project_points(points_cam: Tensor, K: Tensor) -> tuple[Tensor, Tensor]:
     u = (K[..., 0, 0] * x + K[..., 0, 1] * y) * inv_z + K[..., 0, 2]
     v = K[..., 1, 1] * y * inv_z + K[..., 1, 2]
     return torch.stack([u, v], dim=-1), z
+
+
+def project_to_image(
+    points_world: Tensor, K: Tensor, cam_to_world: Tensor, image_hw: tuple[int, int]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Project world points into an image: normalized coordinates, z-depth and visibility.
+
+    Args:
+        points_world: ``(..., N, 3)`` world-frame points.
+        K: ``(..., 3, 3)`` intrinsics of the ``image_hw`` image (pixels).
+        cam_to_world: ``(..., 4, 4)`` OpenCV camera-to-world extrinsics (not checked for
+            rigidity here: this runs every training step; :func:`check_rigid` them on load).
+        image_hw: ``(H, W)`` of the image ``K`` belongs to.
+
+    Returns:
+        ``uv (..., N, 2)``: ``(u' / W, v' / H)``, the continuous pixel coordinates of
+        :func:`project_points` divided by the image size, so ``[0, 1)`` spans the image and
+        pixel ``(i, j)`` has its center at ``((i + .5) / W, (j + .5) / H)``: the convention of
+        ``F.grid_sample(..., align_corners=False)`` after ``grid = 2 uv - 1``.
+        ``depth (..., N)``: camera-frame z. ``inside (..., N)`` bool: ``z > 0`` and
+        ``0 <= uv < 1`` on both axes. ``uv`` of points with ``z <= 0`` is meaningless
+        (possibly inf / NaN): mask it with ``inside`` before use.
+    """
+    H, W = (int(s) for s in image_hw)
+    if H <= 0 or W <= 0:
+        raise ShapeError(f"project_to_image: image_hw must be positive (H, W), got {image_hw}")
+    if points_world.shape[-1] != 3:
+        raise ShapeError(
+            f"project_to_image: points_world must be (..., N, 3), got {tuple(points_world.shape)}"
+        )
+    if tuple(K.shape[-2:]) != (3, 3):
+        raise ShapeError(f"project_to_image: K must be (..., 3, 3), got {tuple(K.shape)}")
+    if tuple(cam_to_world.shape[-2:]) != (4, 4):
+        raise ShapeError(
+            f"project_to_image: cam_to_world must be (..., 4, 4), got {tuple(cam_to_world.shape)}"
+        )
+    world_to_cam = invert_rigid(cam_to_world.to(points_world.dtype))
+    R = world_to_cam[..., :3, :3]
+    t = world_to_cam[..., :3, 3]
+    points_cam = points_world @ R.transpose(-1, -2) + t.unsqueeze(-2)  # (..., N, 3)
+    pix, depth = project_points(points_cam, K)
+    size = torch.tensor([W, H], dtype=pix.dtype, device=pix.device)
+    uv = pix / size
+    inside = (depth > 0) & ((uv >= 0) & (uv < 1)).all(dim=-1)
+    return uv, depth, inside
 
 
 def unproject_depth(depth, K, cam_to_world=None) -> Tensor:

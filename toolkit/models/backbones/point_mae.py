@@ -396,6 +396,7 @@ class PointMAE(PretrainedMixin, nn.Module):
         generator: torch.Generator | None = None,
         mask_ratio: float | None = None,
         token_mask: Tensor | None = None,
+        groups: tuple[Tensor, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         """Masked-autoencoding pass (Point-MAE pretraining).
 
@@ -406,6 +407,8 @@ class PointMAE(PretrainedMixin, nn.Module):
             mask_ratio: Overrides ``self.mask_ratio`` for this call.
             token_mask: (B, G) bool patch mask to use instead of drawing one (True = masked);
                 every row must mask the same number of patches.
+            groups: ``(neighborhoods, centers)`` from :meth:`group` to reuse (a pretrainer that
+                also encodes all patches groups once); None: group ``points`` here.
 
         Returns:
             dict with ``pred`` and ``target`` (B, M, K, 3) (local frames), ``mask`` (B, G),
@@ -414,7 +417,7 @@ class PointMAE(PretrainedMixin, nn.Module):
         """
         if self.decoder is None:
             raise RuntimeError("forward_mae needs the decoder: build PointMAE(with_decoder=True)")
-        neighborhoods, centers = self.group(points, mask)
+        neighborhoods, centers = self.group(points, mask) if groups is None else groups
         b, g = centers.shape[:2]
         if token_mask is None:
             ratio = self.mask_ratio if mask_ratio is None else mask_ratio

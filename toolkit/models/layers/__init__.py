@@ -1,5 +1,6 @@
 """Reusable layers shared by the backbones, heads and pretrainers."""
 
+from toolkit.models.layers.deformable import DeformableCrossAttention
 from toolkit.models.layers.mini_pointnet import MiniPointNet
 from toolkit.models.layers.point_mask import (
     check_point_mask,
@@ -11,6 +12,7 @@ from toolkit.models.layers.point_mask import (
 from toolkit.models.layers.shared_mlp import RowBatchNorm, SharedMLP
 
 __all__ = [
+    "DeformableCrossAttention",
     "MiniPointNet",
     "RowBatchNorm",
     "SharedMLP",

@@ -1,1 +1,7 @@
+"""Pretraining objectives (OBJECTIVES registry): each returns a dict of ``loss_*`` terms."""
 
+from toolkit.models.objectives.chamfer_mae import ChamferMAELoss
+from toolkit.models.objectives.infonce import InfoNCELoss
+from toolkit.models.objectives.local_alignment import LocalAlignmentLoss
+
+__all__ = ["ChamferMAELoss", "InfoNCELoss", "LocalAlignmentLoss"]

@@ -1,1 +1,5 @@
+"""Pretrainers (MODELS): encoders + objectives whose ``loss()`` reads like the paper's equation."""
 
+from toolkit.models.pretrainers.clar import CLARPretrainer
+
+__all__ = ["CLARPretrainer"]
