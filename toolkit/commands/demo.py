@@ -1,8 +1,14 @@
 """``toolkit demo``: the embedded default main job, a small but real end-to-end run.
 
-1. generate a small MetaWorld dataset with the scripted experts (episode files),
-2. train two point-cloud encoders from scratch (PointNet, Point-MAE) under CLAR's BC protocol,
-3. evaluate each policy in closed loop and print the success-rate table.
+1. generate a small MetaWorld dataset with the scripted experts (episode files), plus a few
+   episodes from the reserved pretraining seeds,
+2. pretrain a CPU-sized CLAR encoder (Point-MAE tiny + Chamfer MAE + global / local alignment
+   to tiny, explicitly random-init CLIP teachers: no weights can be downloaded here) on them,
+3. train policies on the demos with PointNet and Point-MAE from scratch and with the
+   CLAR-pretrained Point-MAE, under CLAR's BC protocol,
+4. evaluate each policy in closed loop and print the success-rate table.
+
+``--no-pretrain`` skips 2 and the CLAR policy.
 
 Everything lands under ``--out`` and every stage is resumable: a rerun skips finished episodes
 and finished runs, so an interrupted demo continues where it stopped.
@@ -13,7 +19,12 @@ from __future__ import annotations
 import argparse
 import time
 
-HELP = "end-to-end demo: MetaWorld data -> train PointNet & Point-MAE -> closed-loop SR table"
+HELP = (
+    "end-to-end demo: MetaWorld data -> CLAR pretraining -> PointNet / Point-MAE / CLAR "
+    "policies -> closed-loop SR table"
+)
+PRETRAIN_RECIPE = "recipes/clar/pretrain_clar_pointmae-tiny_metaworld-cpu.py"
+CLAR_POLICY_BASE = "recipes/demo/bc_pointmae-tiny_demo_metaworld.py"
 
 DEMO_ENCODERS = {
     "pointnet": "recipes/demo/bc_pointnet_demo_metaworld.py",
@@ -38,6 +49,58 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"subset of {list(DEMO_ENCODERS)} or config paths",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--no-pretrain", dest="pretrain", action="store_false", help="skip CLAR pretraining"
+    )
+    p.add_argument("--pretrain-episodes", type=int, default=4, help="pretraining episodes per task")
+    p.add_argument("--pretrain-epochs", type=int, default=6)
+
+
+def _pretrain(args: argparse.Namespace, repo: str, data: str) -> str:
+    """CLAR pretraining (resumable); returns the work_dir whose last checkpoint holds it."""
+    import os
+    import subprocess
+    import sys
+
+    work = os.path.join(args.out, "pretrain")
+    final = os.path.join(work, f"epoch_{args.pretrain_epochs}.pth")
+    if os.path.isfile(final):
+        print(f"   CLAR pretraining: done, skipped ({final})")
+        return work
+    resume = ["--resume"] if os.path.isfile(os.path.join(work, "last_checkpoint")) else []
+    cmd = [
+        sys.executable, "-m", "toolkit", "train", os.path.join(repo, PRETRAIN_RECIPE),
+        "--work-dir", work, "--seed", str(args.seed), *resume, "--cfg-options",
+        f"train_dataloader.dataset.data_root={data}", f"train_cfg.max_epochs={args.pretrain_epochs}",
+        "train_dataloader.dataset.frame_stride=2", "default_hooks.logger.interval=10",
+        f"default_hooks.checkpoint.interval={args.pretrain_epochs}",
+    ]  # fmt: skip
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, "pretrain.log"), "a") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"CLAR pretraining failed (exit {proc.returncode}); see {work}/pretrain.log"
+        )
+    print(f"   CLAR pretraining: {work} (pictures in {work}/vis/)")
+    return work
+
+
+def _clar_policy_config(args: argparse.Namespace, repo: str, pretrained: str) -> str:
+    """A one-line recipe: the demo Point-MAE-tiny policy initialized from ``pretrained``."""
+    import os
+
+    from toolkit.utils.io import atomic_write_text
+
+    path = os.path.join(args.out, "bc_clar-tiny_demo_metaworld.py")
+    atomic_write_text(
+        path,
+        "# written by `toolkit demo`: the demo Point-MAE-tiny policy, CLAR-pretrained encoder\n"
+        f"_base_ = [{os.path.join(repo, CLAR_POLICY_BASE)!r}]\n"
+        f"model = dict(encoder_weights={os.path.abspath(pretrained)!r}, "
+        'encoder_weights_prefix="backbone.")\n',
+    )
+    return path
 
 
 def main(args: argparse.Namespace) -> int:
@@ -50,23 +113,32 @@ def main(args: argparse.Namespace) -> int:
     data = os.path.join(args.out, "data")
     start = time.time()
     n_val = max(1, args.episodes // 5)
+    pre = f" + {args.pretrain_episodes} pretraining episodes" if args.pretrain else ""
     print(
-        f"== 1/3 generating {args.episodes} expert demos x {len(args.tasks)} tasks -> {data}",
+        f"== 1/3 generating {args.episodes} expert demos{pre} x {len(args.tasks)} tasks -> {data}",
         flush=True,
     )
     gen = load_recipe(os.path.join(repo, "datasets", "metaworld_clar.py"))
     argv = ["--tasks", *args.tasks, "--episodes", str(args.episodes), "--val", str(n_val)]
+    if args.pretrain:
+        argv += ["--pretrain", str(args.pretrain_episodes)]
     code = gen([*argv, "--workers", str(args.workers), "--out", data])
     if code:
         return int(code)
-    print(
-        f"== 2/3 + 3/3 training {', '.join(args.encoders)} and evaluating in closed loop",
-        flush=True,
-    )
     encoders = [
         f"{e}={os.path.join(repo, DEMO_ENCODERS[e])}" if e in DEMO_ENCODERS else e
         for e in args.encoders
     ]
+    if args.pretrain:
+        print(
+            f"== 2/3 CLAR pretraining (Point-MAE tiny, random-init tiny CLIP teachers), "
+            f"{args.pretrain_epochs} epochs",
+            flush=True,
+        )
+        pretrained = _pretrain(args, repo, data)
+        encoders.append(f"clar-tiny={_clar_policy_config(args, repo, pretrained)}")
+    names = ", ".join(e.split("=", 1)[0] for e in encoders)
+    print(f"== 3/3 training {names} and evaluating in closed loop", flush=True)
     bench_args = argparse.Namespace(
         encoders=encoders,
         tasks=list(args.tasks),

@@ -191,7 +191,7 @@ class CLARVisualizationHook(Hook):
 
     def after_train_epoch(self, runner: Any) -> None:
         if runner.rank == 0 and self.every_n_epochs(runner, self.interval):
-            self._draw(runner, f"epoch{runner.epoch:03d}")
+            self._draw(runner, f"epoch{runner.epoch + 1:03d}")  # 1-based, as the log
 
     def after_train(self, runner: Any) -> None:
         if runner.rank == 0:

@@ -46,3 +46,37 @@ def plot_sr_curves(histories: Mapping[str, Sequence[dict]], path: str, title: st
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
+
+
+def plot_training_curves(
+    scalars_json: str, keys: Sequence[str], path: str, title: str = "", log_y: bool = True
+) -> None:
+    """One panel per logged key against the iteration, from mmengine's ``vis_data/scalars.json``.
+
+    Keys missing from a record are skipped; ``log_y`` uses a log scale (losses spanning decades).
+    """
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(scalars_json) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.0), dpi=120, squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        pts = [(r["step"], r[key]) for r in records if key in r and "step" in r]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), lw=1.2)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        if log_y:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
