@@ -19,9 +19,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+from toolkit.data.generate import GenConfig, generate, parse_cameras
 from toolkit.envs.metaworld import seeds as S
 from toolkit.envs.metaworld import tasks as T
-from toolkit.envs.metaworld.generate import GenConfig, generate, parse_cameras
 
 
 def build_parser() -> argparse.ArgumentParser:
