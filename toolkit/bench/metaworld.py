@@ -59,6 +59,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="extra overrides for every run",
     )
     p.add_argument("--collect-only", action="store_true", help="only build the table")
+    p.add_argument(
+        "--multitask",
+        action="store_true",
+        help="one policy per encoder x seed over all --tasks (CLAR Table III; use multi-task "
+        "recipes with language), evaluated per task",
+    )
     p.add_argument("--title", default="MetaWorld success rate (%), best over evaluations")
 
 
@@ -94,21 +100,28 @@ def _hooks_literal(hooks: list[dict]) -> str:
     )
 
 
-def run_one(config: str, task: str, seed: int, run_dir: str, args: argparse.Namespace) -> dict:
-    """Train (or resume) one policy and return its result record."""
+def run_one(
+    config: str, task: str | Sequence[str], seed: int, run_dir: str, args: argparse.Namespace
+) -> dict:
+    """Train (or resume) one policy and return its result record.
+
+    ``task`` is one task, or a list for one multi-task policy (``--multitask``): then the record
+    has ``best_sr`` per task at the evaluation with the best mean (the paper's protocol).
+    """
+    tasks = [task] if isinstance(task, str) else list(task)
     from toolkit.engine.runner import load_config
 
     cfg = load_config(config)
     hooks = [dict(h) for h in cfg.get("custom_hooks", [])]
     for h in hooks:
         if str(h.get("type", "")).split(".")[-1] == "RolloutEvalHook":
-            h["tasks"] = [task]
+            h["tasks"] = tasks
             if args.eval_interval:
                 h["interval"] = args.eval_interval
             if args.episodes:
                 h["episodes"] = args.episodes
     overrides = [
-        f"train_dataloader.dataset.tasks=['{task}']",
+        f"train_dataloader.dataset.tasks={tasks!r}",
         f"train_dataloader.dataset.data_root={args.data}",
         f"custom_hooks={_hooks_literal(hooks)}",
     ]
@@ -145,6 +158,17 @@ def run_one(config: str, task: str, seed: int, run_dir: str, args: argparse.Name
     with open(os.path.join(run_dir, "eval", "history.json")) as f:
         history = json.load(f)
     best = max(history, key=lambda h: h["sr_mean"])
+    if not isinstance(task, str):
+        return {
+            "config": config,
+            "tasks": tasks,
+            "seed": seed,
+            "best_sr": {t: best["sr"][t] for t in tasks},
+            "best_epoch": best["epoch"],
+            "final_sr": {t: history[-1]["sr"][t] for t in tasks},
+            "history": history,
+            "wall_time_s": round(time.time() - start, 1),
+        }
     return {
         "config": config,
         "task": task,
@@ -157,9 +181,28 @@ def run_one(config: str, task: str, seed: int, run_dir: str, args: argparse.Name
     }
 
 
-def collect(out: str, encoders: Sequence[str], tasks: Sequence[str], seeds: Sequence[int]) -> dict:
+def collect(
+    out: str,
+    encoders: Sequence[str],
+    tasks: Sequence[str],
+    seeds: Sequence[int],
+    multitask: bool = False,
+) -> dict:
     results: dict[tuple[str, str, int], dict] = {}
     for enc in encoders:
+        if multitask:  # one run per seed; its record holds every task's SR
+            for seed in seeds:
+                path = os.path.join(out, "runs", enc, "multitask", f"seed{seed}", "result.json")
+                if os.path.isfile(path):
+                    with open(path) as f:
+                        rec = json.load(f)
+                    for t in tasks:
+                        if t in rec["best_sr"]:
+                            results[(enc, t, seed)] = {
+                                **rec, "task": t, "best_sr": rec["best_sr"][t],
+                                "final_sr": rec["final_sr"][t],
+                            }  # fmt: skip
+            continue
         for task in tasks:
             for seed in seeds:
                 path = os.path.join(out, "runs", enc, task, f"seed{seed}", "result.json")
@@ -234,29 +277,36 @@ def run(args: argparse.Namespace) -> int:
 
     encoders = _resolve_encoders(args.encoders)
     tasks = expand_tasks(args.tasks)
-    total = len(encoders) * len(tasks) * len(args.seeds)
-    done = 0
+    multitask = bool(getattr(args, "multitask", False))
+    jobs = [
+        (enc, config, tasks if multitask else task, seed)
+        for enc, config in encoders.items()
+        for task in (["multitask"] if multitask else tasks)
+        for seed in args.seeds
+    ]
+    total = len(jobs)
     if not args.collect_only:
-        for enc, config in encoders.items():
-            for task in tasks:
-                for seed in args.seeds:
-                    done += 1
-                    run_dir = os.path.join(args.out, "runs", enc, task, f"seed{seed}")
-                    result_path = os.path.join(run_dir, "result.json")
-                    if os.path.isfile(result_path):
-                        print(f"[{done}/{total}] {enc} / {task} / seed {seed}: done, skipped")
-                        continue
-                    print(
-                        f"[{done}/{total}] {enc} / {task} / seed {seed}: training ...", flush=True
-                    )
-                    res = run_one(config, task, seed, run_dir, args)
-                    atomic_write_text(result_path, json.dumps(res, indent=1))
-                    print(
-                        f"    best SR {100 * res['best_sr']:.0f}% (epoch {res['best_epoch']}), "
-                        f"{res['wall_time_s']:.0f}s",
-                        flush=True,
-                    )
-    results = collect(args.out, list(encoders), tasks, args.seeds)
+        for done, (enc, config, task, seed) in enumerate(jobs, 1):
+            label = "multitask" if multitask else task
+            run_dir = os.path.join(args.out, "runs", enc, label, f"seed{seed}")
+            result_path = os.path.join(run_dir, "result.json")
+            if os.path.isfile(result_path):
+                print(f"[{done}/{total}] {enc} / {label} / seed {seed}: done, skipped")
+                continue
+            print(f"[{done}/{total}] {enc} / {label} / seed {seed}: training ...", flush=True)
+            res = run_one(config, task, seed, run_dir, args)
+            atomic_write_text(result_path, json.dumps(res, indent=1))
+            best = res["best_sr"]
+            shown = (
+                f"{100 * best:.0f}%"
+                if not isinstance(best, dict)
+                else ", ".join(f"{t} {100 * v:.0f}%" for t, v in best.items())
+            )
+            print(
+                f"    best SR {shown} (epoch {res['best_epoch']}), {res['wall_time_s']:.0f}s",
+                flush=True,
+            )
+    results = collect(args.out, list(encoders), tasks, args.seeds, multitask)
     md, csv = build_table(results, list(encoders), tasks, args.seeds, args.title)
     atomic_write_text(os.path.join(args.out, "table.md"), md)
     atomic_write_text(os.path.join(args.out, "table.csv"), csv)

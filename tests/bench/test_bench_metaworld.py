@@ -1,0 +1,41 @@
+"""`toolkit bench metaworld --multitask`: one language-conditioned policy over several tasks,
+evaluated per task, collected into the per-task table; a rerun skips the finished run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _helpers import REPO, generate_metaworld, run_toolkit
+
+
+@pytest.fixture(scope="module")
+def two_tasks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mw_mt")
+    return generate_metaworld(out, ["reach", "button-press"], episodes=2, val=0, max_steps=70)
+
+
+def test_multitask_bench_trains_one_policy_and_reports_every_task(two_tasks, tmp_path):
+    out = tmp_path / "bench"
+    cfg = REPO / "recipes" / "clar" / "bc_pointnet_multitask_metaworld.py"
+    args = [
+        "bench", "metaworld", "--multitask", "--encoders", f"pn={cfg}",
+        "--tasks", "reach", "button-press", "--data", str(two_tasks), "--out", str(out),
+        "--epochs", "1", "--eval-interval", "1", "--episodes", "1",
+        "--cfg-options", "model.encoder.mlp_dims=(16,32,64)", "train_dataloader.batch_size=8",
+        "train_dataloader.dataset.language.backend=hash", "default_hooks.logger.interval=5",
+    ]  # fmt: skip
+    proc = run_toolkit(*args, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = out / "runs" / "pn" / "multitask" / "seed0"
+    rec = json.loads((run / "result.json").read_text())
+    assert rec["tasks"] == ["reach", "button-press"]
+    assert set(rec["best_sr"]) == {"reach", "button-press"}
+    assert not (out / "runs" / "pn" / "reach").exists()  # one policy, not one per task
+    table = (out / "table.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| pn "))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) >= 3 and all(c for c in cells)
+    assert "PARTIAL" not in table
+    again = run_toolkit(*args, timeout=300)
+    assert again.returncode == 0 and "done, skipped" in again.stdout
