@@ -49,8 +49,9 @@ def state_text(state: Mapping[str, Any], bounds: np.ndarray | None = None) -> st
     text = parts[0] + "."
     if obj:
         text += " " + "; ".join(obj) + "."
-    if state.get("stage") is not None:
-        text += f" stage {int(state['stage'])}."
+    stage = state.get("stage")
+    if stage is not None:  # integer progress (ALOHA experts) or a named phase (MetaWorld's)
+        text += f" stage {int(stage) if isinstance(stage, (int, np.integer)) else stage}."
     return text
 
 
@@ -74,6 +75,10 @@ class ClampPretrainDataset(Dataset):
         history: H previous actions. max_depth: depth >= this is background.
         bounds: (2, 3) workspace crop (None: the episode's / suite's, see ``toolkit render``).
         frame_stride: keep every k-th step.
+        episodes: ``(start, stop)`` slice of each task's episodes (sorted by seed), e.g.
+            ``(0, 6)`` for training and ``(6, 8)`` for a retrieval validation split.
+        return_points: also return ``points`` (num_points, 3) and ``points_mask`` (the
+            sampled cloud, padded), for a point-cloud encoder in place of the ViT (ablation).
     """
 
     def __init__(
@@ -91,6 +96,8 @@ class ClampPretrainDataset(Dataset):
         bounds: Sequence[Sequence[float]] | None = None,
         frame_stride: int = 1,
         successful_only: bool = True,
+        episodes: Sequence[int] | None = None,
+        return_points: bool = False,
     ) -> None:
         super().__init__()
         if views not in ("clamp", "orthogonal"):
@@ -115,8 +122,17 @@ class ClampPretrainDataset(Dataset):
         records = sorted(
             (r for r in records if r.task in self.tasks), key=lambda r: (r.task, r.seed)
         )
+        if episodes is not None:
+            lo, hi = int(episodes[0]), int(episodes[1])
+            by_task: dict[str, list] = {}
+            for r in records:
+                by_task.setdefault(r.task, []).append(r)
+            records = [r for t in sorted(by_task) for r in by_task[t][lo:hi]]
         if not records:
-            raise ConfigError(f"{data_root}: no episodes selected (split={split})")
+            raise ConfigError(
+                f"{data_root}: no episodes selected (split={split}, episodes={episodes})"
+            )
+        self.return_points = return_points
         self.data_root, self.views, self.wrist = root, views, wrist
         self.image_size, self.num_points, self.voxel_size = image_size, num_points, voxel_size
         self.history, self.max_depth = history, max_depth
@@ -200,6 +216,12 @@ class ClampPretrainDataset(Dataset):
         if "observations/ee_pose" in f:
             grippers = np.asarray(f["observations/ee_pose"][step], dtype=np.float32)
         views = self.render(cloud, bounds, grippers)
+        extra: dict[str, Any] = {}
+        if self.return_points:
+            pts = torch.zeros(self.num_points, 3)
+            pmask = torch.zeros(self.num_points, dtype=torch.bool)
+            pts[: len(cloud)], pmask[: len(cloud)] = cloud, True
+            extra = {"points": pts, "points_mask": pmask}
         act = f["action"]
         h, a = self.history, act.shape[1]
         lo = max(0, step - h)
@@ -218,4 +240,5 @@ class ClampPretrainDataset(Dataset):
             "episode": os.path.relpath(self.paths[j], self.data_root),
             "step": step,
             "task_id": self.tasks.index(self.task_names[j]),
+            **extra,
         }

@@ -7,6 +7,7 @@ None when T = N). Every backbone has ``load_pretrained(path, prefix="", strict=T
 See docs/backbones.md.
 """
 
+from toolkit.models.backbones import action_encoder, string_vit, text_encoder  # noqa: F401  (CLAMP)
 from toolkit.models.backbones.dp3_encoder import DP3Encoder
 from toolkit.models.backbones.point_mae import PointMAE
 from toolkit.models.backbones.pointnet import PointNet

@@ -10,12 +10,15 @@ from toolkit.models.layers.point_mask import (
     push_invalid_far,
 )
 from toolkit.models.layers.shared_mlp import RowBatchNorm, SharedMLP
+from toolkit.models.layers.string_attention import StringAttention, StringBlock
 
 __all__ = [
     "DeformableCrossAttention",
     "MiniPointNet",
     "RowBatchNorm",
     "SharedMLP",
+    "StringAttention",
+    "StringBlock",
     "check_point_mask",
     "drop_full_mask",
     "masked_max",

@@ -3,5 +3,12 @@
 from toolkit.models.objectives.chamfer_mae import ChamferMAELoss
 from toolkit.models.objectives.infonce import InfoNCELoss
 from toolkit.models.objectives.local_alignment import LocalAlignmentLoss
+from toolkit.models.objectives.siglip import SigLIPLoss, TriModalSigLIPLoss
 
-__all__ = ["ChamferMAELoss", "InfoNCELoss", "LocalAlignmentLoss"]
+__all__ = [
+    "ChamferMAELoss",
+    "InfoNCELoss",
+    "LocalAlignmentLoss",
+    "SigLIPLoss",
+    "TriModalSigLIPLoss",
+]
