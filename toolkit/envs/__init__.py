@@ -1,4 +1,4 @@
-"""Simulation suites (MetaWorld now; ALOHA and RLBench next) behind one contract.
+"""Simulation suites (MetaWorld, ALOHA; RLBench next) behind one contract.
 
 See :mod:`toolkit.envs.base` for the contract. Suites register in
 :data:`toolkit.registry.SUITES`; importing this package registers them without importing any
@@ -7,6 +7,7 @@ simulator (each suite imports its simulator lazily).
 
 from __future__ import annotations
 
+from toolkit.envs.aloha import AlohaSuite
 from toolkit.envs.base import (
     CameraSpec,
     Env,
@@ -18,6 +19,7 @@ from toolkit.envs.base import (
 from toolkit.envs.metaworld import MetaWorldSuite
 
 __all__ = [
+    "AlohaSuite",
     "CameraSpec",
     "Env",
     "MetaWorldSuite",
@@ -29,7 +31,7 @@ __all__ = [
 ]
 
 #: Short names accepted by :func:`get_suite` besides the registered class names.
-_ALIASES = {"metaworld": "MetaWorldSuite"}
+_ALIASES = {"metaworld": "MetaWorldSuite", "aloha": "AlohaSuite"}
 
 
 def get_suite(name: str | Suite, **kwargs) -> Suite:
