@@ -45,6 +45,7 @@ from toolkit.envs.aloha.scene import ARMS, SceneBuilder
 from toolkit.envs.aloha.sim import AlohaSim
 from toolkit.envs.aloha.tasks import make_task
 from toolkit.envs.base import CameraSpec, Env, normalize_cameras
+from toolkit.envs.rig_env import RigObservations
 from toolkit.utils.errors import ToolkitError
 
 __all__ = ["AlohaEnv", "UnknownCameraError", "check_cameras", "normalize_position"]
@@ -72,7 +73,7 @@ def normalize_position(p, bounds=WORKSPACE_BOUNDS) -> list[float]:
     return [round(float(v), 3) for v in (np.asarray(p, dtype=np.float64) - lo) / (hi - lo)]
 
 
-class AlohaEnv(Env):
+class AlohaEnv(RigObservations, Env):
     """An ALOHA bimanual task with the CLAMP camera rig and reproducible per-seed layouts.
 
     Args:
@@ -95,6 +96,8 @@ class AlohaEnv(Env):
     suite_name = "aloha"
     action_dim = 14
     proprio_dim = 14
+
+    max_depth = MAX_DEPTH  # depth >= this is background (RigObservations.point_cloud)
 
     def __init__(
         self,
@@ -217,47 +220,6 @@ class AlohaEnv(Env):
         return self._observe(stage), float(success), bool(done), info
 
     # ------------------------------------------------------------------ observation
-    def render_rgb(self, camera: str | None = None) -> np.ndarray:
-        return self.rig.rgb(self.data, camera or self.cameras[0].name)
-
-    def render_depth(self, camera: str | None = None) -> np.ndarray:
-        return self.rig.depth(self.data, camera or self.cameras[0].name)
-
-    def camera_params(self, camera: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(K (3, 3), camera-to-world (4, 4))`` of ``camera`` now (OpenCV convention)."""
-        return self.rig.intrinsics(camera), self.rig.extrinsics(self.data, camera)
-
-    def point_cloud(
-        self, depth: dict[str, np.ndarray] | None = None
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        """``(points (N, 3) float32, mask (N,) bool, stats)``: the merged, cropped cloud now.
-
-        ``depth`` reuses already-rendered depth images (by camera name).
-        """
-        from toolkit.ops.cameras import depth_to_points
-        from toolkit.ops.pointcloud import process_cloud
-
-        parts = []
-        for cam in self.point_cameras:
-            d = depth[cam] if depth is not None and cam in depth else self.render_depth(cam)
-            K, T_cw = self.camera_params(cam)
-            pts, _valid = depth_to_points(d, K, T_cw, max_depth=MAX_DEPTH)
-            parts.append(_to_numpy(pts).astype(np.float32, copy=False))
-        cloud = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
-        pts, mask, stats = process_cloud(
-            cloud,
-            bounds=self.bounds,
-            voxel_size=self.voxel_size,
-            n=self.num_points,
-            method=self.sample_method,
-            on_empty="pad",
-        )
-        return (
-            _to_numpy(pts).astype(np.float32, copy=False),
-            _to_numpy(mask).astype(bool, copy=False),
-            dict(stats or {}),
-        )
-
     def text_state(self, stage: int | None = None) -> dict[str, Any]:
         """CLAMP's text metadata now (JSON-able): description, objects, stage."""
         if stage is None:
@@ -317,9 +279,3 @@ class AlohaEnv(Env):
         self._closed = True
         if self._rig is not None:
             self._rig.close()
-
-
-def _to_numpy(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)

@@ -36,6 +36,7 @@ from toolkit.envs.metaworld.cameras import (
     WORKSPACE_BOUNDS,
     MujocoRig,
 )
+from toolkit.envs.rig_env import RigObservations
 from toolkit.utils.errors import ToolkitError
 
 _INSTALL_HINT = (
@@ -67,7 +68,7 @@ def import_metaworld():
     return env_dict, policies
 
 
-class MetaWorldEnv(Env):
+class MetaWorldEnv(RigObservations, Env):
     """A MetaWorld v3 single-task env with reproducible per-seed layouts and a camera rig.
 
     Args:
@@ -91,6 +92,8 @@ class MetaWorldEnv(Env):
     suite_name = "metaworld"
     action_dim = 4
     proprio_dim = 4
+
+    max_depth = MAX_DEPTH  # depth >= this is background (RigObservations.point_cloud)
 
     def __init__(
         self,
@@ -221,47 +224,6 @@ class MetaWorldEnv(Env):
         pose[:3, 3] = body.xpos
         return pose[None]
 
-    def render_rgb(self, camera: str | None = None) -> np.ndarray:
-        return self.rig.rgb(self.data, camera or self.cameras[0].name)
-
-    def render_depth(self, camera: str | None = None) -> np.ndarray:
-        return self.rig.depth(self.data, camera or self.cameras[0].name)
-
-    def camera_params(self, camera: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(K (3, 3), camera-to-world (4, 4))`` of ``camera`` now (OpenCV convention)."""
-        return self.rig.intrinsics(camera), self.rig.extrinsics(self.data, camera)
-
-    def point_cloud(
-        self, depth: dict[str, np.ndarray] | None = None
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        """``(points (N, 3) float32, mask (N,) bool, stats)`` of the current scene.
-
-        ``depth`` reuses already-rendered depth images (by camera name).
-        """
-        from toolkit.ops.cameras import depth_to_points
-        from toolkit.ops.pointcloud import process_cloud
-
-        parts = []
-        for cam in self.point_cameras:
-            d = depth[cam] if depth is not None and cam in depth else self.render_depth(cam)
-            K, T_cw = self.camera_params(cam)
-            pts, _valid = depth_to_points(d, K, T_cw, max_depth=MAX_DEPTH)
-            parts.append(_to_numpy(pts).astype(np.float32, copy=False))
-        cloud = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
-        pts, mask, stats = process_cloud(
-            cloud,
-            bounds=self.bounds,
-            voxel_size=self.voxel_size,
-            n=self.num_points,
-            method=self.sample_method,
-            on_empty="pad",
-        )
-        return (
-            _to_numpy(pts).astype(np.float32, copy=False),
-            _to_numpy(mask).astype(bool, copy=False),
-            dict(stats or {}),
-        )
-
     def sim_state(self) -> dict[str, Any]:
         """JSON-able privileged state: instruction, object positions, goal, step."""
         s = self._state
@@ -312,12 +274,6 @@ class MetaWorldEnv(Env):
             self.raw.close()
         except Exception:  # noqa: BLE001 - best-effort teardown
             pass
-
-
-def _to_numpy(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _to_py(v):
