@@ -16,12 +16,16 @@ progress stage per step. Re-running the same command completes an interrupted ru
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from collections.abc import Sequence
 
-from toolkit.data.generate import GenConfig, generate, parse_cameras
+from toolkit.data.generate import (
+    GenConfig,
+    add_generation_arguments,
+    generate,
+    parse_cameras,
+    report,
+)
 from toolkit.envs.aloha import seeds as S
 from toolkit.envs.aloha.cameras import DEFAULT_CAMERAS
 from toolkit.envs.aloha.tasks import expand_tasks
@@ -41,7 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--episodes", type=int, default=100, help="episodes per task (train + val)")
     p.add_argument("--val", type=int, default=10, help="of which validation episodes")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes (1: in-process)")
     p.add_argument(
         "--cameras",
         nargs="+",
@@ -51,16 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-points", type=int, default=4096)
     p.add_argument("--max-steps", type=int, default=400, help="steps recorded per episode (50 Hz)")
-    p.add_argument(
-        "--max-failures",
-        type=int,
-        default=10,
-        help="per task and split: failed seeds replaced by the next ones at most this many times",
-    )
-    p.add_argument("--no-rgb", action="store_true", help="store depth only")
-    p.add_argument("--depth-dtype", choices=("float32", "float16"), default="float32")
-    p.add_argument("--compression", choices=("gzip", "lzf", "none"), default="gzip")
-    p.add_argument("--no-progress", action="store_true")
+    add_generation_arguments(p)
     return p
 
 
@@ -87,21 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         depth_dtype=args.depth_dtype,
         expert_name="toolkit IK (toolkit.envs.aloha)",
     )
-    summary = generate(cfg, progress=not args.no_progress)
-    print(
-        f"{summary['episodes_written']} episodes written, {summary['episodes_skipped']} already "
-        f"there, {summary['new_failures']} new expert failures ({summary['failures']} failed "
-        f"seeds in total, skipped) in {summary['seconds']} s -> "
-        f"{os.path.join(summary['out'], 'summary.json')}"
-    )
-    for task, per_split in summary["tasks"].items():
-        failed = {k: v["failed_seeds"] for k, v in per_split.items() if v["failed_seeds"]}
-        if failed:
-            print(f"  {task}: failed seeds {json.dumps(failed)}")
-    if summary["short"]:
-        print(f"  short of the requested episodes: {summary['short']}", file=sys.stderr)
-        return 1
-    return 0
+    return report(generate(cfg, progress=not args.no_progress))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,16 @@ Re-running the same command completes an interrupted run and skips finished epis
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from collections.abc import Sequence
 
-from toolkit.data.generate import GenConfig, generate, parse_cameras
+from toolkit.data.generate import (
+    GenConfig,
+    add_generation_arguments,
+    generate,
+    parse_cameras,
+    report,
+)
 from toolkit.envs.metaworld import seeds as S
 from toolkit.envs.metaworld import tasks as T
 
@@ -51,23 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write N episodes per task from the reserved pretraining seed range "
         f"[{S.PRETRAIN_SEEDS.start}, {S.PRETRAIN_SEEDS.stop})",
     )
-    p.add_argument("--workers", type=int, default=1, help="parallel processes (1: in-process)")
     p.add_argument(
         "--cameras", nargs="+", default=["corner"], help="NAME[:SIZE|:HxW] (default corner:224)"
     )
     p.add_argument("--num-points", type=int, default=1024)
     p.add_argument("--max-steps", type=int, default=200)
-    p.add_argument(
-        "--max-failures",
-        type=int,
-        default=10,
-        help="per task and split: failed seeds replaced by the next ones at most this many times",
-    )
     p.add_argument("--stock-experts", action="store_true", help="MetaWorld's policies unchanged")
-    p.add_argument("--no-rgb", action="store_true", help="store depth only")
-    p.add_argument("--depth-dtype", choices=("float32", "float16"), default="float32")
-    p.add_argument("--compression", choices=("gzip", "lzf", "none"), default="gzip")
-    p.add_argument("--no-progress", action="store_true")
+    add_generation_arguments(p)
     return p
 
 
@@ -99,21 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         compression=None if args.compression == "none" else args.compression,
         depth_dtype=args.depth_dtype,
     )
-    summary = generate(cfg, progress=not args.no_progress)
-    print(
-        f"{summary['episodes_written']} episodes written, {summary['episodes_skipped']} already "
-        f"there, {summary['new_failures']} new expert failures ({summary['failures']} failed "
-        f"seeds in total, skipped) in {summary['seconds']} s -> "
-        f"{os.path.join(summary['out'], 'summary.json')}"
-    )
-    for task, per_split in summary["tasks"].items():
-        failed = {k: v["failed_seeds"] for k, v in per_split.items() if v["failed_seeds"]}
-        if failed:
-            print(f"  {task}: failed seeds {json.dumps(failed)}")
-    if summary["short"]:
-        print(f"  short of the requested episodes: {summary['short']}", file=sys.stderr)
-        return 1
-    return 0
+    return report(generate(cfg, progress=not args.no_progress))
 
 
 if __name__ == "__main__":

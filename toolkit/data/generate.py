@@ -371,3 +371,40 @@ def parse_cameras(items: Sequence[str], default_size: int = 224) -> dict[str, tu
                     f"camera {part!r}: expected NAME, NAME:SIZE or NAME:HxW"
                 ) from None
     return out
+
+
+def add_generation_arguments(p: Any) -> None:
+    """The options every ``datasets/<name>.py`` recipe shares (argparse parser ``p``):
+    ``--workers``, ``--max-failures``, ``--no-rgb``, ``--depth-dtype``, ``--compression``,
+    ``--no-progress``. Suite-specific ones (tasks, episodes, cameras, steps) stay in the recipe."""
+    p.add_argument("--workers", type=int, default=1, help="parallel processes (1: in-process)")
+    p.add_argument(
+        "--max-failures",
+        type=int,
+        default=10,
+        help="per task and split: failed seeds replaced by the next ones at most this many times",
+    )
+    p.add_argument("--no-rgb", action="store_true", help="store depth only")
+    p.add_argument("--depth-dtype", choices=("float32", "float16"), default="float32")
+    p.add_argument("--compression", choices=("gzip", "lzf", "none"), default="gzip")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def report(summary: dict[str, Any]) -> int:
+    """Print a generation summary; exit status 1 when a split is short of episodes."""
+    import sys
+
+    print(
+        f"{summary['episodes_written']} episodes written, {summary['episodes_skipped']} already "
+        f"there, {summary['new_failures']} new expert failures ({summary['failures']} failed "
+        f"seeds in total, skipped) in {summary['seconds']} s -> "
+        f"{os.path.join(summary['out'], 'summary.json')}"
+    )
+    for task, per_split in summary["tasks"].items():
+        failed = {k: v["failed_seeds"] for k, v in per_split.items() if v["failed_seeds"]}
+        if failed:
+            print(f"  {task}: failed seeds {json.dumps(failed)}")
+    if summary["short"]:
+        print(f"  short of the requested episodes: {summary['short']}", file=sys.stderr)
+        return 1
+    return 0
