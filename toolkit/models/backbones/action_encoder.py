@@ -10,6 +10,7 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from toolkit.models.layers.init import init_vit_weights
 from toolkit.models.utils import PretrainedMixin
 from toolkit.registry import BACKBONES
 from toolkit.utils.errors import ShapeError
@@ -117,7 +118,7 @@ class ActionHistoryEncoder(PretrainedMixin, nn.Module):
             for _ in range(int(cfg["depth"]))
         )
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.apply(self._init_weights)
+        self.apply(init_vit_weights)
         trunc_normal_(self.pos_embed, std=0.02)
         self.out_dim = dim if out_dim is None else int(out_dim)
         self.attn_pool = AttentionPoolLatent(
@@ -129,16 +130,6 @@ class ActionHistoryEncoder(PretrainedMixin, nn.Module):
                 mod.fused_attn = True
         self.token_dim = dim
         self.num_tokens = self.history
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Toggle activation checkpointing of the blocks (timm's contract)."""

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from toolkit.models.layers import MiniPointNet, check_point_mask
+from toolkit.models.layers.init import init_vit_weights
 from toolkit.models.utils import PretrainedMixin
 from toolkit.ops.neighbors import sample_and_group
 from toolkit.registry import BACKBONES
@@ -287,7 +288,7 @@ class PointMAE(PretrainedMixin, nn.Module):
             dim, cfg["depth"], cfg["num_heads"], mlp_ratio, qkv_bias, drop_path_rate
         )
         self.norm = nn.LayerNorm(dim)
-        self.apply(self._init_encoder)  # before the decoder exists: it has its own init
+        self.apply(init_vit_weights)  # before the decoder exists: it has its own init
 
         self.decoder: PointMAEDecoder | None = None
         if with_decoder:
@@ -309,16 +310,6 @@ class PointMAE(PretrainedMixin, nn.Module):
                 f"mask_ratio must be in [0, 1) and leave a visible patch; got {ratio} "
                 f"with {num_groups} patches"
             )
-
-    @staticmethod
-    def _init_encoder(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Conv1d)):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Toggle activation checkpointing of the Transformer blocks (timm's contract)."""

@@ -15,6 +15,7 @@ from timm.layers import AttentionPoolLatent, PatchEmbed, trunc_normal_
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from toolkit.models.layers.init import init_vit_weights
 from toolkit.models.layers.string_attention import STRING_MODES, StringBlock, StringMode
 from toolkit.models.utils import PretrainedMixin
 from toolkit.ops.render import patch_coordinates, tile_views
@@ -148,7 +149,7 @@ class StringViT(PretrainedMixin, nn.Module):
             for rate in rates
         )
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.apply(self._init_weights)  # before the pool: it initializes its own latent
+        self.apply(init_vit_weights)  # before the pool: it initializes its own latent
         if self.pos_embed is not None:
             trunc_normal_(self.pos_embed, std=0.02)
         self.out_dim = dim if out_dim is None else int(out_dim)
@@ -161,16 +162,6 @@ class StringViT(PretrainedMixin, nn.Module):
         )
         self.token_dim = dim
         self.num_tokens = self.grid_size[0] * self.grid_size[1]
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Toggle activation checkpointing of the blocks (timm's contract)."""
