@@ -236,3 +236,13 @@ class Suite(abc.ABC):
     def description(self, task: str) -> str:
         """One-sentence instruction for ``task``."""
         return self.check_task(task).replace("-", " ")
+
+
+def seed_split(seed: int, splits: Mapping[str, range], eval_offset: int) -> str:
+    """Which of a suite's disjoint seed ranges ``seed`` is in (``eval`` from ``eval_offset``)."""
+    for name, rng in splits.items():
+        if seed in rng:
+            return name
+    if seed >= eval_offset:
+        return "eval"
+    raise ValueError(f"negative seed {seed}")

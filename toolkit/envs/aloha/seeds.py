@@ -17,6 +17,8 @@ evaluation    [1000000, ...)              rollout ``i`` of an evaluation uses 10
 
 from __future__ import annotations
 
+from toolkit.envs.base import seed_split
+
 TRAIN_SEEDS = range(0, 10_000)
 VAL_SEEDS = range(10_000, 20_000)
 PRETRAIN_SEEDS = range(20_000, 1_000_000)
@@ -28,9 +30,4 @@ SPLITS: dict[str, range] = {"train": TRAIN_SEEDS, "val": VAL_SEEDS, "pretrain": 
 
 def split_of(seed: int) -> str:
     """Which range ``seed`` belongs to: ``train``, ``val``, ``pretrain`` or ``eval``."""
-    for name, rng in SPLITS.items():
-        if seed in rng:
-            return name
-    if seed >= EVAL_SEED_OFFSET:
-        return "eval"
-    raise ValueError(f"negative seed {seed}")
+    return seed_split(seed, SPLITS, EVAL_SEED_OFFSET)

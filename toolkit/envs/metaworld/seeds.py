@@ -19,6 +19,8 @@ randomization space), so seed ranges are per task.
 
 from __future__ import annotations
 
+from toolkit.envs.base import seed_split
+
 TRAIN_SEEDS = range(0, 5_000)
 VAL_SEEDS = range(5_000, 10_000)
 PRETRAIN_SEEDS = range(10_000, 100_000)
@@ -30,12 +32,7 @@ SPLITS: dict[str, range] = {"train": TRAIN_SEEDS, "val": VAL_SEEDS, "pretrain": 
 
 def split_of(seed: int) -> str:
     """Which range ``seed`` belongs to: ``train``, ``val``, ``pretrain`` or ``eval``."""
-    for name, rng in SPLITS.items():
-        if seed in rng:
-            return name
-    if seed >= EVAL_SEED_OFFSET:
-        return "eval"
-    raise ValueError(f"negative seed {seed}")
+    return seed_split(seed, SPLITS, EVAL_SEED_OFFSET)
 
 
 def eval_seeds(num_episodes: int, offset: int = EVAL_SEED_OFFSET) -> list[int]:
