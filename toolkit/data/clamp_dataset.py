@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from toolkit.data.episodes import EpisodeIndex
+from toolkit.data.views import episode_bounds, make_cameras, step_cloud
 from toolkit.registry import DATASETS
 from toolkit.utils.errors import ConfigError
 
@@ -140,7 +141,6 @@ class ClampPretrainDataset(Dataset):
         self.task_names = [r.task for r in records]
         self.bounds: list[np.ndarray] = []
         frames = []
-        from toolkit.commands.render import episode_bounds
         from toolkit.data.episodes import Episode
 
         for j, rec in enumerate(records):
@@ -169,21 +169,15 @@ class ClampPretrainDataset(Dataset):
         return {**self.__dict__, "_files": {}}
 
     def _cloud(self, f: h5py.File, step: int, bounds: np.ndarray, seed: int) -> torch.Tensor:
-        from toolkit.ops.cameras import depth_to_points
         from toolkit.ops.pointcloud import crop_to_bounds, voxel_downsample
 
-        clouds = []
-        for cam in f["observations/depth"]:
-            pts, _ = depth_to_points(
-                torch.as_tensor(
-                    np.asarray(f[f"observations/depth/{cam}"][step]), dtype=torch.float64
-                ),
-                torch.as_tensor(np.asarray(f[f"observations/intrinsics/{cam}"][step])),
-                torch.as_tensor(np.asarray(f[f"observations/extrinsics/{cam}"][step])),
-                max_depth=self.max_depth,
-            )
-            clouds.append(pts.float())
-        cloud = crop_to_bounds(torch.cat(clouds), torch.as_tensor(bounds, dtype=torch.float32))
+        cams = list(f["observations/depth"])
+        obs = {
+            key: {c: np.asarray(f[f"observations/{key}/{c}"][step]) for c in cams}
+            for key in ("depth", "intrinsics", "extrinsics")
+        }
+        cloud = step_cloud(obs, self.max_depth)
+        cloud = crop_to_bounds(cloud, torch.as_tensor(bounds, dtype=torch.float32))
         if self.voxel_size:
             cloud = voxel_downsample(cloud, self.voxel_size)
         if len(cloud) > self.num_points:
@@ -193,7 +187,6 @@ class ClampPretrainDataset(Dataset):
 
     def render(self, cloud: torch.Tensor, bounds: np.ndarray, grippers: np.ndarray | None):
         """``(V, 4, S, S)`` views of one cloud ``(M, 3)`` (padding is not rendered)."""
-        from toolkit.commands.render import make_cameras
         from toolkit.ops.render import render_views
 
         n = self.num_points
