@@ -15,8 +15,6 @@ import tempfile
 import time
 from typing import Any
 
-import numpy as np
-
 HELP = "MetaWorld data generation throughput (steps/s: depth + point cloud, 1 vs N processes)"
 
 
@@ -111,6 +109,8 @@ def _loop(args_d: dict[str, Any]) -> dict[str, float]:
 
 def _breakdown(args_d: dict[str, Any], n: int = 50) -> dict[str, float]:
     """Milliseconds per call of each stage, in this process."""
+    import numpy as np
+
     from toolkit.ops.cameras import depth_to_points
     from toolkit.ops.pointcloud import process_cloud
 
