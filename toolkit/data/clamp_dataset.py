@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from toolkit.data.episodes import EpisodeIndex
+from toolkit.data.frames import LazyEpisodeFiles, select_episodes
 from toolkit.data.views import episode_bounds, make_cameras, step_cloud
 from toolkit.registry import DATASETS
 from toolkit.utils.errors import ConfigError
@@ -57,7 +57,7 @@ def state_text(state: Mapping[str, Any], bounds: np.ndarray | None = None) -> st
 
 
 @DATASETS.register_module()
-class ClampPretrainDataset(Dataset):
+class ClampPretrainDataset(LazyEpisodeFiles, Dataset):
     """Steps of episodes as CLAMP samples ``dict(views, actions, actions_mask, text, ...)``.
 
     - ``views`` (V, 4, S, S) float32: z-depth and world XYZ per pixel; empty pixels hold
@@ -103,36 +103,9 @@ class ClampPretrainDataset(Dataset):
         super().__init__()
         if views not in ("clamp", "orthogonal"):
             raise ConfigError(f"views must be 'clamp' or 'orthogonal', got {views!r}")
-        if not os.path.isdir(data_root):
-            raise ConfigError(f"data directory not found: {data_root}")
-        index = EpisodeIndex(data_root)
-        root = index.directory
-        records = [
-            r
-            for r in index
-            if (split is None or split in os.path.relpath(r.path, root).split(os.sep)[:-1])
-            and (r.success or not successful_only)
-        ]
-        found = sorted({r.task for r in records})
-        self.tasks = list(tasks) if tasks is not None else found
-        missing = [t for t in self.tasks if t not in found]
-        if missing:
-            raise ConfigError(
-                f"{data_root}: no '{split}' episodes for task(s) {missing}; found tasks {found}"
-            )
-        records = sorted(
-            (r for r in records if r.task in self.tasks), key=lambda r: (r.task, r.seed)
+        root, self.tasks, records = select_episodes(
+            data_root, tasks, split, successful_only, episodes
         )
-        if episodes is not None:
-            lo, hi = int(episodes[0]), int(episodes[1])
-            by_task: dict[str, list] = {}
-            for r in records:
-                by_task.setdefault(r.task, []).append(r)
-            records = [r for t in sorted(by_task) for r in by_task[t][lo:hi]]
-        if not records:
-            raise ConfigError(
-                f"{data_root}: no episodes selected (split={split}, episodes={episodes})"
-            )
         self.return_points = return_points
         self.data_root, self.views, self.wrist = root, views, wrist
         self.image_size, self.num_points, self.voxel_size = image_size, num_points, voxel_size
@@ -150,23 +123,10 @@ class ClampPretrainDataset(Dataset):
                 b = bounds if bounds is not None else episode_bounds(ep.attrs)
                 self.bounds.append(np.asarray(b, dtype=np.float64).reshape(2, 3))
                 frames += [(j, s) for s in range(0, len(ep), frame_stride)]
-        index.close()
         self.frames = np.asarray(frames, dtype=np.int64)
-        self._files: dict[int, h5py.File] = {}
-        self._pid = os.getpid()
 
     def __len__(self) -> int:
         return len(self.frames)
-
-    def _file(self, j: int) -> h5py.File:
-        if os.getpid() != self._pid:  # h5py handles must not cross a fork
-            self._files, self._pid = {}, os.getpid()
-        if j not in self._files:
-            self._files[j] = h5py.File(self.paths[j], "r")
-        return self._files[j]
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_files": {}}
 
     def _cloud(self, f: h5py.File, step: int, bounds: np.ndarray, seed: int) -> torch.Tensor:
         from toolkit.ops.pointcloud import crop_to_bounds, voxel_downsample

@@ -14,12 +14,12 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from toolkit.data.episodes import EpisodeIndex
+from toolkit.data.episodes import Episode
+from toolkit.data.frames import LazyEpisodeFiles, select_episodes
 from toolkit.data.language import PARAPHRASES, instructions
 from toolkit.data.policy_dataset import point_mask_key
 from toolkit.registry import DATASETS
@@ -58,7 +58,7 @@ def workspace_pixel_mask(
 
 
 @DATASETS.register_module()
-class PointCloudPretrainDataset(Dataset):
+class PointCloudPretrainDataset(LazyEpisodeFiles, Dataset):
     """Frames of episodes as pretraining samples (CLAR: MAE + global / local teacher alignment).
 
     Each sample is a dict:
@@ -107,44 +107,14 @@ class PointCloudPretrainDataset(Dataset):
         successful_only: bool = True,
     ) -> None:
         super().__init__()
-        if not os.path.isdir(data_root):
-            raise ConfigError(
-                f"pretraining data directory not found: {data_root} "
-                f"(generate it with `toolkit gen datasets/<name>.py --pretrain N ...`)"
-            )
         if frame_stride < 1:
             raise ConfigError(f"frame_stride must be >= 1, got {frame_stride}")
         if text not in ("description", "paraphrase", "none"):
             raise ConfigError(f"text must be 'description', 'paraphrase' or 'none', got {text!r}")
-        index = EpisodeIndex(data_root)
-        root = index.directory
-        records = [
-            r
-            for r in index
-            if split is None or split in os.path.relpath(r.path, root).split(os.sep)[:-1]
-        ]
-        if successful_only:
-            records = [r for r in records if r.success]
-        found = sorted({r.task for r in records})
-        self.tasks = list(tasks) if tasks is not None else found
-        missing = [t for t in self.tasks if t not in found]
-        if missing:
-            raise ConfigError(
-                f"{data_root}: no '{split}' episodes for task(s) {missing}; found tasks {found}"
-            )
-        records = sorted(
-            (r for r in records if r.task in self.tasks), key=lambda r: (r.task, r.seed)
+        episodes = None if max_episodes_per_task is None else (0, max_episodes_per_task)
+        root, self.tasks, records = select_episodes(
+            data_root, tasks, split, successful_only, episodes
         )
-        if max_episodes_per_task is not None:
-            kept: dict[str, int] = {}
-            records = [
-                r
-                for r in records
-                if kept.setdefault(r.task, 0) < max_episodes_per_task
-                and not kept.__setitem__(r.task, kept[r.task] + 1)
-            ]
-        if not records:
-            raise ConfigError(f"{data_root}: no episodes selected (tasks={tasks}, split={split})")
         self.data_root = root
         self.points_key, self.text_mode, self.pixel_valid = points_key, text, pixel_valid
         self.bounds = None if workspace_bounds is None else np.asarray(workspace_bounds, float)
@@ -158,7 +128,7 @@ class PointCloudPretrainDataset(Dataset):
                 raise ConfigError(
                     f"{rec.path}: has no per-step extra '{points_key}' (found {rec.extras})"
                 )
-            ep = _open(rec.path)
+            ep = Episode(rec.path)
             rgb_cams = ep.rgb_cameras
             cam = camera or (rgb_cams[0] if rgb_cams else None)
             if cam is None or cam not in rgb_cams:
@@ -181,25 +151,13 @@ class PointCloudPretrainDataset(Dataset):
             self.descriptions.append(str(ep.attrs.get("description", rec.task)))
             frames += [(j, s) for s in range(0, len(ep), frame_stride)]
             ep.close()
-        index.close()
         self.task_names = [r.task for r in records]
         # tasks without a paraphrase list fall back to their episodes' own description
         self._paraphrases = {t: instructions(t) for t in set(self.task_names) if t in PARAPHRASES}
         self.frames = np.asarray(frames, dtype=np.int64)
-        self._files: dict[int, h5py.File] = {}
-        self._pid = os.getpid()
 
     def __len__(self) -> int:
         return len(self.frames)
-
-    def _file(self, j: int) -> h5py.File:
-        # h5py handles must not cross a fork: reopen in each DataLoader worker
-        if os.getpid() != self._pid:
-            self._files, self._pid = {}, os.getpid()
-        f = self._files.get(j)
-        if f is None:
-            f = self._files[j] = h5py.File(self.paths[j], "r")
-        return f
 
     def _text(self, j: int) -> str:
         if self.text_mode == "none":
@@ -240,14 +198,3 @@ class PointCloudPretrainDataset(Dataset):
                 valid = np.ones(rgb.shape[:2], dtype=bool)
             sample["pixel_valid"] = torch.from_numpy(valid)
         return sample
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_files"] = {}
-        return state
-
-
-def _open(path: str):  # noqa: ANN202 - Episode, imported lazily
-    from toolkit.data.episodes import Episode
-
-    return Episode(path)
