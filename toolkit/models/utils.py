@@ -114,7 +114,8 @@ def load_pretrained(
         prefix: Key prefix to select and strip (``""``: all keys).
         strict: Require the key sets to match exactly (after ``prefix`` and ``convert``).
         convert: Optional key/tensor mapping applied after prefix stripping (e.g. converting
-            an upstream checkpoint's names to ours).
+            an upstream checkpoint's names to ours). Default: the model's own
+            ``convert_state_dict`` when it has one (:class:`PretrainedMixin`).
 
     Returns:
         torch's ``_IncompatibleKeys(missing_keys, unexpected_keys)`` (both empty when strict).
@@ -124,6 +125,8 @@ def load_pretrained(
             mismatch; the message names the file and the offending keys.
     """
     state = read_state_dict(path, prefix=prefix)
+    if convert is None:
+        convert = getattr(model, "convert_state_dict", None)
     if convert is not None:
         state = convert(state)
     own = model.state_dict()

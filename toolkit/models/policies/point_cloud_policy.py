@@ -59,12 +59,8 @@ class PointCloudPolicy(ToolkitModel):
         self.encoder = BACKBONES.build(encoder)
         if encoder_weights:
             # weights-only load; names the file and the mismatching keys on failure
-            prefix = encoder_weights_prefix or ""
-            if hasattr(self.encoder, "load_pretrained"):
-                # the encoder's own loader maps upstream names / drops its pretraining decoder
-                self.encoder.load_pretrained(encoder_weights, prefix=prefix)
-            else:
-                load_pretrained(self.encoder, encoder_weights, prefix=prefix)
+            # the encoder's convert_state_dict (if any) maps upstream names / drops a decoder
+            load_pretrained(self.encoder, encoder_weights, prefix=encoder_weights_prefix or "")
             print_log(f"loaded encoder weights from {encoder_weights}", logger="current")
         elif freeze_encoder:
             print_log(
