@@ -141,7 +141,9 @@ def robot_spec():
     spec = mujoco.MjSpec.from_file(str(aloha_assets_dir() / ROBOT_XML))
     box = spec.body("box")
     if box is not None:
-        spec.detach_body(box)
+        # MuJoCo >= 3.4 replaced MjSpec.detach_body with MjSpec.delete.
+        remove = getattr(spec, "delete", None) or spec.detach_body
+        remove(box)
     for key in list(spec.keys):
         key.delete()
     for cam in list(spec.cameras):
