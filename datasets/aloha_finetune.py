@@ -7,7 +7,7 @@ Run it with ``toolkit gen``::
     toolkit gen datasets/aloha_finetune.py --cameras front_left back_right overhead:480x640 --out DIR
 
 Defaults: the CLAMP fine-tuning tasks implemented so far (``finetune``: mug_on_plate,
-drawer_open), 100 episodes per task (90 train + 10 val), 400 steps at 50 Hz, the four RGB-D
+drawer_open), 100 episodes per task (90 train + 10 val), each task's horizon (400 steps) at 50 Hz, the four RGB-D
 cameras of CLAMP's rig (front_left, back_right, left_wrist, right_wrist) at 224x224 with
 shadows off, 4096-point merged world clouds, CLAMP's sim-state text and the expert's integer
 progress stage per step. Re-running the same command completes an interrupted run.
@@ -53,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the first four at 224)",
     )
     p.add_argument("--num-points", type=int, default=4096)
-    p.add_argument("--max-steps", type=int, default=400, help="steps recorded per episode (50 Hz)")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="steps recorded per episode at 50 Hz (default: each task's horizon, 400 for most)",
+    )
     add_generation_arguments(p)
     return p
 

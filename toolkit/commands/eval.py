@@ -114,6 +114,8 @@ def main(args: argparse.Namespace) -> int:
     env_kwargs = dict(hook.get("env_kwargs") or {})
     env_kwargs.update(parse_cfg_options(args.env))
 
+    if cfg.model.get("init_weights"):
+        cfg.model.init_weights = None  # the checkpoint below holds every weight
     with DefaultScope.overwrite_default_scope("toolkit"):
         model = MODELS.build(cfg.model)
         suite = SUITES.build(hook["suite"])
@@ -132,6 +134,8 @@ def main(args: argparse.Namespace) -> int:
             f"missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     model.eval()
+    need = getattr(model, "rollout_env_kwargs", None)
+    env_kwargs = {**env_kwargs, **(need() if callable(need) else {})}
     torch.set_num_threads(args.threads)  # batch-1 inference: extra threads only contend
     table = _language_table(
         args.config, cfg, hook, ckpt.get("meta") or {}, tasks, int(getattr(model, "lang_dim", 0))

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from toolkit.data.frames import LazyEpisodeFiles, select_episodes
-from toolkit.data.views import episode_bounds, make_cameras, step_cloud
+from toolkit.data.views import episode_bounds, step_cloud
 from toolkit.registry import DATASETS
 from toolkit.utils.errors import ConfigError
 
@@ -147,16 +147,11 @@ class ClampPretrainDataset(LazyEpisodeFiles, Dataset):
 
     def render(self, cloud: torch.Tensor, bounds: np.ndarray, grippers: np.ndarray | None):
         """``(V, 4, S, S)`` views of one cloud ``(M, 3)`` (padding is not rendered)."""
-        from toolkit.ops.render import render_views
+        from toolkit.data.views import render_step_views
 
-        n = self.num_points
-        pts = torch.zeros(1, n, 3)
-        mask = torch.zeros(1, n, dtype=torch.bool)
-        pts[0, : len(cloud)], mask[0, : len(cloud)] = cloud, True
-        cams = make_cameras(
-            self.views, bounds, self.image_size, gripper_poses=grippers, wrist=self.wrist
+        return render_step_views(
+            cloud, bounds, self.image_size, self.num_points, self.views, self.wrist, grippers
         )
-        return render_views(pts, cams, mask=mask)[0]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         import json

@@ -50,7 +50,8 @@ class GenConfig:
     out: str
     cameras: dict[str, tuple[int, int]] = field(default_factory=lambda: {"corner": (224, 224)})
     num_points: int = 1024
-    max_steps: int = 200
+    #: Steps per episode; ``None``: each task's own horizon (``suite.task_max_steps``).
+    max_steps: int | None = 200
     max_failures: int = 10
     workers: int = 1
     stock_experts: bool = False
@@ -64,6 +65,13 @@ class GenConfig:
 
     #: how the expert is described in the episode files (suites name theirs)
     expert_name: str = "toolkit"
+
+    def steps_for(self, suite, task: str) -> int:
+        """The episode length of ``task``: the configured one, else the task's horizon."""
+        if self.max_steps is not None:
+            return int(self.max_steps)
+        fn = getattr(suite, "task_max_steps", None)
+        return int(fn(task)) if fn is not None else int(suite.max_steps)
 
     def recipe(self) -> dict[str, Any]:
         """The JSON-able config stored in every episode file and in summary.json."""

@@ -41,11 +41,12 @@ def _envs(cfg: GenConfig, task: str):
     key = (cfg.suite, task)
     if key not in _WORKER:
         suite = get_suite(cfg.suite)
-        dry = suite.make_env(task, max_steps=cfg.max_steps, rgb=False, depth=False, points=False)
+        steps = cfg.steps_for(suite, task)
+        dry = suite.make_env(task, max_steps=steps, rgb=False, depth=False, points=False)
         full = suite.make_env(
             task,
             cameras=cfg.cameras,
-            max_steps=cfg.max_steps,
+            max_steps=steps,
             num_points=cfg.num_points,
             rgb=cfg.rgb,
             depth=cfg.depth,
@@ -161,7 +162,8 @@ def run_job(cfg: GenConfig, task: str, split: str, seed: int) -> dict[str, Any]:
     start = time.perf_counter()
     suite, dry, full = _envs(cfg, task)
     expert = suite.expert(task, stock=True) if cfg.stock_experts else suite.expert(task)
-    ok, first = dry_run(dry, expert, seed, cfg.max_steps)
+    max_steps = cfg.steps_for(suite, task)
+    ok, first = dry_run(dry, expert, seed, max_steps)
     result: dict[str, Any] = {"task": task, "split": split, "seed": seed}
     if ok:
         path = episode_path(cfg.out, task, split, seed)
@@ -170,8 +172,8 @@ def run_job(cfg: GenConfig, task: str, split: str, seed: int) -> dict[str, Any]:
             expert,
             seed,
             path,
-            max_steps=cfg.max_steps,
-            config=cfg.recipe(),
+            max_steps=max_steps,
+            config={**cfg.recipe(), "max_steps": max_steps},
             split=split,
             compression=cfg.compression,
             compression_level=cfg.compression_level,
@@ -184,10 +186,10 @@ def run_job(cfg: GenConfig, task: str, split: str, seed: int) -> dict[str, Any]:
             )
         result.update(rec, path=path)
     else:
-        result.update(success=False, steps=cfg.max_steps, first_success_step=None)
+        result.update(success=False, steps=max_steps, first_success_step=None)
         atomic_write_text(
             failure_path(cfg.out, task, split, seed),
-            json.dumps({**result, "reason": f"expert did not succeed in {cfg.max_steps} steps"}),
+            json.dumps({**result, "reason": f"expert did not succeed in {max_steps} steps"}),
         )
     result["seconds"] = round(time.perf_counter() - start, 2)
     return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["episode_bounds", "make_cameras", "step_cloud"]
+__all__ = ["episode_bounds", "make_cameras", "render_step_views", "step_cloud"]
 
 
 def step_cloud(step: Mapping, max_depth: float | None = 10.0):
@@ -44,6 +44,10 @@ def episode_bounds(attrs: Mapping, points=None):
                 return np.asarray(src[key], dtype=np.float64).reshape(2, 3)
     if attrs.get("suite") == "metaworld":
         from toolkit.envs.metaworld.cameras import WORKSPACE_BOUNDS
+
+        return np.asarray(WORKSPACE_BOUNDS, dtype=np.float64)
+    if attrs.get("suite") == "aloha":
+        from toolkit.envs.aloha.cameras import WORKSPACE_BOUNDS
 
         return np.asarray(WORKSPACE_BOUNDS, dtype=np.float64)
     if points is None or len(points) == 0:
@@ -85,3 +89,35 @@ def make_cameras(
         wrist=wrist and poses is not None,
         wrist_offset=wrist_offset or DEFAULT_WRIST_EYE,
     )
+
+
+def render_step_views(
+    cloud,
+    bounds,
+    image_size: int,
+    num_points: int,
+    kind: str = "clamp",
+    wrist: bool = True,
+    gripper_poses=None,
+    seed: int = 0,
+):
+    """CLAMP's ``(V, 4, S, S)`` depth + XYZ views of one step's world cloud ``(M, 3)``.
+
+    The cloud is subsampled at random (seeded) to ``num_points`` when larger; padding is not
+    rendered. ``gripper_poses`` ``(G, 4, 4)`` place the wrist views (none: fixed views only).
+    Shared by the CLAMP pretraining dataset, the policy datasets and policies at rollout time,
+    so the frozen encoders see the same views in every stage.
+    """
+    import torch
+
+    from toolkit.ops.render import render_views
+
+    cloud = torch.as_tensor(cloud, dtype=torch.float32).reshape(-1, 3)
+    if len(cloud) > num_points:
+        g = torch.Generator().manual_seed(int(seed))
+        cloud = cloud[torch.randperm(len(cloud), generator=g)[:num_points]]
+    pts = torch.zeros(1, num_points, 3)
+    mask = torch.zeros(1, num_points, dtype=torch.bool)
+    pts[0, : len(cloud)], mask[0, : len(cloud)] = cloud, True
+    cams = make_cameras(kind, bounds, image_size, gripper_poses=gripper_poses, wrist=wrist)
+    return render_views(pts, cams, mask=mask)[0]

@@ -36,7 +36,8 @@ def plot_sr_curves(histories: Mapping[str, Sequence[dict]], path: str, title: st
                     color=line.get_color(),
                     alpha=0.5,
                 )
-    ax.set_xlabel("epoch")
+    units = {h.get("unit", "epoch") for hist in histories.values() for h in hist}
+    ax.set_xlabel("training step" if units == {"iter"} else "epoch")
     ax.set_ylabel("success rate (%)")
     ax.set_ylim(-3, 103)
     ax.grid(alpha=0.3)

@@ -52,7 +52,8 @@ class FitNormalizationHook(Hook):
 
 @HOOKS.register_module()
 class RolloutEvalHook(Hook):
-    """Every ``interval`` epochs, roll the policy out in closed loop and log success rates.
+    """Every ``interval`` epochs (or iterations), roll the policy out in closed loop and log
+    success rates.
 
     The CLAR / Lift3D protocol: R rollouts per task every K epochs, report the best success rate
     over these evaluations. Results go to ``<work_dir>/eval/history.json`` (one record per
@@ -64,6 +65,9 @@ class RolloutEvalHook(Hook):
         suite: SUITES config (e.g. ``dict(type="MetaWorldSuite")``).
         tasks: tasks to evaluate (``None``: the training dataset's ``tasks``).
         interval: evaluate every K epochs (and after the last one).
+        by_epoch: False: ``interval`` counts training iterations (CLAMP evaluates every N
+            steps of an iteration-based schedule); history records then hold the iteration in
+            ``epoch`` and ``"unit": "iter"``.
         episodes: rollouts per task (R).
         max_steps: step limit per rollout.
         video: write MP4s of the rollouts.
@@ -92,9 +96,12 @@ class RolloutEvalHook(Hook):
         env_kwargs: dict | None = None,
         language: dict | None = None,
         rollout_threads: int = 1,
+        by_epoch: bool = True,
     ) -> None:
         from toolkit.data.language import check_language_cfg
 
+        self.by_epoch = by_epoch
+        self.unit = "epoch" if by_epoch else "iter"
         self.language = check_language_cfg(language, "RolloutEvalHook.language")
         self._table: Any = None
         self.suite_cfg = suite
@@ -173,11 +180,23 @@ class RolloutEvalHook(Hook):
         return []
 
     def after_train_epoch(self, runner: Any) -> None:
+        if not self.by_epoch:
+            return
         if not (self.every_n_epochs(runner, self.interval) or self.is_last_train_epoch(runner)):
             return
         if not is_main_process():
             return
         self.evaluate(runner, epoch=runner.epoch + 1)
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self.by_epoch:
+            return
+        last = runner.iter + 1 >= runner.max_iters
+        if not (self.every_n_train_iters(runner, self.interval) or last):
+            return
+        if not is_main_process():
+            return
+        self.evaluate(runner, epoch=runner.iter + 1)
 
     def evaluate(self, runner: Any, epoch: int) -> dict:
 
@@ -188,7 +207,7 @@ class RolloutEvalHook(Hook):
         table = self._language_table(runner, model, tasks)
         was_training = model.training
         model.eval()
-        record: dict[str, Any] = {"epoch": epoch, "iter": runner.iter, "sr": {}}
+        record: dict[str, Any] = {"epoch": epoch, "iter": runner.iter, "unit": self.unit, "sr": {}}
         start = time.time()
         # Batch-1 inference gains nothing from intra-op threads and loses a lot when cores are
         # shared (measured: PointNet select_action 36 ms on 1 thread vs 306 ms on 2 under load).
@@ -203,13 +222,19 @@ class RolloutEvalHook(Hook):
         record["seconds"] = round(time.time() - start, 1)
         return self._report(runner, record, epoch)
 
+    def _env_kwargs(self, model: Any) -> dict:
+        """The hook's env kwargs plus what the policy says it needs at rollout time (e.g. depth
+        images for CLAMP tokens), so variants of one recipe share one hook config."""
+        need = getattr(model, "rollout_env_kwargs", None)
+        return {**self.env_kwargs, **(need() if callable(need) else {})}
+
     def _run_tasks(
         self, runner: Any, model: Any, tasks: list, table: Any, epoch: int, record: dict
     ) -> None:
         from toolkit.engine.rollout import evaluate
 
         for task in tasks:
-            out_dir = os.path.join(runner.work_dir, "eval", f"epoch_{epoch}", task)
+            out_dir = os.path.join(runner.work_dir, "eval", f"{self.unit}_{epoch}", task)
             transform = None
             if table is not None:
                 transform = table.obs_transform(task, self._suite.eval_seed_offset)
@@ -223,7 +248,7 @@ class RolloutEvalHook(Hook):
                 video=self.video,
                 progress=False,
                 obs_transform=transform,
-                **self.env_kwargs,
+                **self._env_kwargs(model),
             )
             if transform is not None:
                 write_instructions(os.path.join(out_dir, "instructions.json"), transform.used)
@@ -235,10 +260,10 @@ class RolloutEvalHook(Hook):
         atomic_write_text(self._history_path(runner), json.dumps(history, indent=1))
         best = max(history, key=lambda h: h["sr_mean"])
         runner.logger.info(
-            f"closed-loop eval @ epoch {epoch}: "
+            f"closed-loop eval @ {self.unit} {epoch}: "
             + ", ".join(f"{t} {100 * s:.0f}%" for t, s in record["sr"].items())
-            + f" | mean {100 * record['sr_mean']:.1f}% (best {100 * best['sr_mean']:.1f}% @ epoch"
-            f" {best['epoch']}) in {record['seconds']}s"
+            + f" | mean {100 * record['sr_mean']:.1f}% (best {100 * best['sr_mean']:.1f}% @ "
+            f"{self.unit} {best['epoch']}) in {record['seconds']}s"
         )
         scalars = {f"eval/sr_{t}": s for t, s in record["sr"].items()}
         scalars["eval/sr_mean"] = record["sr_mean"]

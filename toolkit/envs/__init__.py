@@ -1,4 +1,4 @@
-"""Simulation suites (MetaWorld, ALOHA; RLBench next) behind one contract.
+"""Simulation suites (MetaWorld, ALOHA, RLBench) behind one contract.
 
 See :mod:`toolkit.envs.base` for the contract. Suites register in
 :data:`toolkit.registry.SUITES`; importing this package registers them without importing any
@@ -17,6 +17,7 @@ from toolkit.envs.base import (
     UnknownTaskError,
 )
 from toolkit.envs.metaworld import MetaWorldSuite
+from toolkit.envs.rlbench import RLBenchSuite
 
 __all__ = [
     "AlohaSuite",
@@ -25,13 +26,14 @@ __all__ = [
     "MetaWorldSuite",
     "MissingSuiteDependencyError",
     "Policy",
+    "RLBenchSuite",
     "Suite",
     "UnknownTaskError",
     "get_suite",
 ]
 
 #: Short names accepted by :func:`get_suite` besides the registered class names.
-_ALIASES = {"metaworld": "MetaWorldSuite", "aloha": "AlohaSuite"}
+_ALIASES = {"metaworld": "MetaWorldSuite", "aloha": "AlohaSuite", "rlbench": "RLBenchSuite"}
 
 
 def get_suite(name: str | Suite, **kwargs) -> Suite:

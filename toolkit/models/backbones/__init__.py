@@ -12,5 +12,6 @@ from toolkit.models.backbones.dp3_encoder import DP3Encoder
 from toolkit.models.backbones.point_mae import PointMAE
 from toolkit.models.backbones.pointnet import PointNet
 from toolkit.models.backbones.pointnet2 import PointNet2
+from toolkit.models.backbones.resnet import ImageResNet
 
-__all__ = ["DP3Encoder", "PointMAE", "PointNet", "PointNet2"]
+__all__ = ["DP3Encoder", "ImageResNet", "PointMAE", "PointNet", "PointNet2"]

@@ -14,7 +14,7 @@ from mmengine.logging import print_log
 from toolkit.models.base import ToolkitModel
 from toolkit.models.policies.normalization import Normalizer
 from toolkit.models.utils import load_pretrained
-from toolkit.registry import BACKBONES, HEADS, MODELS
+from toolkit.registry import BACKBONES, HEADS, MODELS, OBJECTIVES
 
 
 @MODELS.register_module()
@@ -38,6 +38,9 @@ class PointCloudPolicy(ToolkitModel):
         proprio_norm / action_norm: ``meanstd`` | ``minmax`` | ``none``.
         lang_dim: size of precomputed language features in ``batch["lang"]`` (0 = none).
         lang_proj_dim: the language feature is projected to this size before concatenation.
+        action_loss: OBJECTIVES config of the action loss, called as ``loss(pred, target)`` on
+            *unnormalized* actions (e.g. ``PoseGripperLoss``, RLBench's 10 / 0.1 / 0.01 pose +
+            gripper loss); ``None``: MSE on normalized actions (``loss_bc``).
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class PointCloudPolicy(ToolkitModel):
         action_norm: str = "minmax",
         lang_dim: int = 0,
         lang_proj_dim: int = 64,
+        action_loss: dict | None = None,
         data_preprocessor: dict | None = None,
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
@@ -78,6 +82,7 @@ class PointCloudPolicy(ToolkitModel):
         self.proprio_normalizer = Normalizer(proprio_dim, proprio_norm)
         self.action_normalizer = Normalizer(action_dim, action_norm)
         self.proprio_dim, self.action_dim, self.lang_dim = proprio_dim, action_dim, lang_dim
+        self.action_loss = OBJECTIVES.build(action_loss) if action_loss is not None else None
 
     # -- training -----------------------------------------------------------------------------
     def train(self, mode: bool = True) -> PointCloudPolicy:
@@ -106,6 +111,10 @@ class PointCloudPolicy(ToolkitModel):
 
     def loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         pred = self.head(self._features(batch))
+        if self.action_loss is not None:  # a loss defined in the actions' own units
+            return self.action_loss(
+                self.action_normalizer.unnormalize(pred), batch["action"].float()
+            )
         target = self.action_normalizer.normalize(batch["action"].float())
         return {"loss_bc": F.mse_loss(pred, target)}
 

@@ -1,12 +1,14 @@
 """ALOHA tasks: :class:`~toolkit.envs.aloha.tasks.base.Task` subclasses registered in
-:data:`TASKS` (importing this package registers them). Add a task: a module here with a
-``@register_task`` class, imported below (docs/suites/aloha.md, "Adding a task")."""
+:data:`TASKS` (importing this package registers them). Add a task: a module in this package
+(or its ``pretrain`` sub-package) with a ``@register_task`` class; every module is imported
+here, so nothing else needs editing (docs/suites/aloha.md, "Adding a task")."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterable
 
-from toolkit.envs.aloha.tasks import drawer_open, mug_on_plate  # noqa: F401 - registers
 from toolkit.envs.aloha.tasks.base import (
     TASKS,
     ExpertContext,
@@ -29,6 +31,16 @@ __all__ = [
     "task_groups",
 ]
 
+
+def _import_task_modules() -> None:
+    """Import every task module below this package (registration is the import's side effect)."""
+    for info in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
+        if info.name.rsplit(".", 1)[-1] not in ("base",):
+            importlib.import_module(info.name)
+
+
+_import_task_modules()
+
 #: CLAMP's six simulated fine-tuning tasks (Appendix C), by their names in this suite.
 CLAMP_FINETUNE = (
     "can_opener_in_caddy",
@@ -49,9 +61,11 @@ def make_task(name: str) -> Task:
 
 def task_groups() -> dict[str, tuple[str, ...]]:
     """Task groups accepted by :func:`expand_tasks`: ``finetune`` (the CLAMP fine-tuning tasks
-    implemented so far) and ``all``."""
+    implemented so far), ``pretrain`` (every task whose ``family`` is ``"pretrain"``: disjoint
+    from the fine-tuning tasks) and ``all``."""
     return {
         "finetune": tuple(t for t in CLAMP_FINETUNE if t in TASKS),
+        "pretrain": tuple(sorted(n for n, c in TASKS.items() if c.family == "pretrain")),
         "all": tuple(sorted(TASKS)),
     }
 

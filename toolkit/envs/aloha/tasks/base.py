@@ -141,6 +141,9 @@ class Task:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    #: ``"finetune"`` (CLAMP's held-out evaluation tasks) or ``"pretrain"`` (the pretraining
+    #: family; its tasks must not overlap the fine-tuning ones).
+    family: ClassVar[str] = "finetune"
     #: Object name -> builder kind (:data:`toolkit.envs.aloha.objects.BUILDERS`).
     objects: ClassVar[dict[str, str]] = {}
     #: Progress stage names; index 0 is the start, the last one is success.

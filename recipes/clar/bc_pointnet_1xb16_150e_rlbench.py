@@ -1,0 +1,3 @@
+# PointNet from scratch under the RLBench protocol (Table I RLBench column: 55.5%; Table II: 64%).
+_base_ = ["./bc_pointmae-scratch_1xb16_150e_rlbench.py"]
+model = dict(encoder=dict(_delete_=True, type="PointNet"))
