@@ -6,7 +6,9 @@ model = dict(
     _delete_=True,
     type="ACTPolicy",
     cameras={{_base_.cameras}},
-    image_encoder=dict(type="ImageResNet", arch="resnet18", norm="group"),
+    # ResNet-10t (timm, 4.9M): 64x64 fwd+bwd of 32 images in 0.69 s on one core vs 3.4 s for
+    # ResNet-18 under load; the paper-size recipes use a ResNet-50 per camera
+    image_encoder=dict(type="ImageResNet", arch="resnet10t", norm="group"),
     d_model=128,
     image_size={{_base_.image_size}},
     chunk_size={{_base_.chunk_size}},

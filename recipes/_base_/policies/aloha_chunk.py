@@ -26,7 +26,9 @@ train_episodes = None  # (start, stop) slice of each task's demos, e.g. (0, 10) 
 model = dict(
     type="DiffusionPolicy",
     cameras=cameras,
-    image_encoder=dict(type="ImageResNet", arch="resnet18", norm="group"),
+    # ResNet-10t (timm, 4.9M): 64x64 fwd+bwd of 32 images in 0.69 s on one core vs 3.4 s for
+    # ResNet-18 under load; the paper-size recipes use a ResNet-50 per camera
+    image_encoder=dict(type="ImageResNet", arch="resnet10t", norm="group"),
     d_model=128,
     image_size=image_size,
     chunk_size=chunk_size,

@@ -1,0 +1,59 @@
+"""`toolkit bench aloha`: prerequisites of each variant, the table, the curves, resumability."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from toolkit.bench import aloha as B
+
+
+def test_variants_name_their_pretraining_runs():
+    need = dict(B.prerequisites(B.VARIANTS["dp-pretrained-clamp"]))
+    assert need == {
+        "recipes/clamp/dp_pretrain_aloha-cpu.py": "work_dirs/dp_pretrain_aloha-cpu",
+        "recipes/clamp/pretrain_clamp_string-vit-tiny_aloha-cpu.py": (
+            "work_dirs/pretrain_clamp_string-vit-tiny_aloha-cpu"
+        ),
+    }
+    assert B.prerequisites(B.VARIANTS["dp-scratch"]) == []
+    assert dict(B.prerequisites(B.VARIANTS["act-pretrained"])) == {
+        "recipes/clamp/act_pretrain_aloha-cpu.py": "work_dirs/act_pretrain_aloha-cpu"
+    }
+    with pytest.raises(Exception, match="unknown variant 'dp-nope'"):
+        B._variants(["dp-nope"])
+
+
+def _record(variant, sr_curve, task="drawer_open", seed=0):
+    history = [
+        {"epoch": 500 * (i + 1), "unit": "iter", "sr": {task: sr}, "sr_mean": sr}
+        for i, sr in enumerate(sr_curve)
+    ]
+    best = max(history, key=lambda h: h["sr_mean"])
+    return {
+        "variant": variant, "task": task, "seed": seed, "best_sr": best["sr"][task],
+        "best_step": best["epoch"], "final_sr": history[-1]["sr"][task], "history": history,
+    }  # fmt: skip
+
+
+def test_table_curves_and_partial_results(tmp_path):
+    out = tmp_path / "bench"
+    for variant, curve in (("dp-scratch", [0.1, 0.3, 0.2]), ("dp-pretrained", [0.4, 0.6, 0.5])):
+        d = out / "runs" / variant / "drawer_open" / "seed0"
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps(_record(variant, curve)))
+    variants = ["dp-scratch", "dp-pretrained", "dp-pretrained-clamp"]
+    args = argparse.Namespace(
+        variants=variants, tasks=["drawer_open"], seeds=[0], out=str(out), collect_only=True
+    )
+    assert B.run(args) == 0
+    md = (out / "table.md").read_text()
+    assert "| dp-scratch | 30.0 | 30.0 |" in md
+    assert "| dp-pretrained | 60.0 | 60.0 |" in md
+    assert "| dp-pretrained-clamp | – | – |" in md
+    assert "Missing (partial table): dp-pretrained-clamp/drawer_open/seed0" in md
+    csv = (out / "table.csv").read_text().splitlines()
+    assert csv[1] == "dp-scratch,drawer_open,0,0.3,1000,0.2"
+    assert (out / "sr_curves.png").stat().st_size > 1000
