@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from toolkit.envs.aloha.scene import ObjectInfo, Part, SceneBuilder
+from toolkit.envs.aloha.scene import ObjectInfo, Part, SceneBuilder, _geom_volume
 
 __all__ = ["BUILDERS"]
 
@@ -65,8 +65,20 @@ def mug(sb: SceneBuilder, name: str = "mug", rgba=(0.85, 0.85, 0.9, 1.0)) -> Obj
     return ObjectInfo(name, "free", r + 0.024, 2 * hh, geoms, dims=dims, base_z=hh)
 
 
-def plate(sb: SceneBuilder, name: str = "plate", rgba=(0.95, 0.95, 0.92, 1.0)) -> ObjectInfo:
-    """A flat plate 12 cm across, 8 mm thick with a 4 mm rim; origin at the disc's centre."""
+def plate(
+    sb: SceneBuilder,
+    name: str = "plate",
+    rgba=(0.95, 0.95, 0.92, 1.0),
+    foot: float = 0.0,
+    mass: float = 0.25,
+) -> ObjectInfo:
+    """A flat plate 12 cm across, 8 mm thick with a 4 mm rim; origin at the disc's centre.
+
+    ``foot`` (m, default none): a foot ring 7 cm across under the disc (a solid short
+    cylinder) that lifts the plate's edge off the table, so that a finger can slide under it
+    (plate_on_rack pinches the edge through its thickness). ``dims``: ``radius``, ``top``
+    / ``bottom`` (disc faces) and ``rim_top`` relative to the origin, ``foot``.
+    """
     r, hh = 0.06, 0.004
     body = sb.add_body(name)
     parts = [Part("cylinder", (r, hh))]
@@ -81,9 +93,11 @@ def plate(sb: SceneBuilder, name: str = "plate", rgba=(0.95, 0.95, 0.92, 1.0)) -
                 quat=_yaw(a),
             )
         )
-    geoms = sb.add_parts(body, parts, rgba, mass=0.25, friction=_FRICTION_GRASP)
-    dims = {"radius": r, "top": hh, "rim_top": 3 * hh}
-    return ObjectInfo(name, "free", r, 3 * hh + hh, geoms, dims=dims, base_z=hh)
+    if foot > 0:
+        parts.append(Part("cylinder", (0.035, foot / 2), pos=(0, 0, -hh - foot / 2)))
+    geoms = sb.add_parts(body, parts, rgba, mass=mass, friction=_FRICTION_GRASP)
+    dims = {"radius": r, "top": hh, "bottom": -hh, "rim_top": 3 * hh, "foot": foot}
+    return ObjectInfo(name, "free", r, 4 * hh + foot, geoms, dims=dims, base_z=hh + foot)
 
 
 def _ring(radius: float, half_height: float, z: float, n: int, thick: float = 0.004) -> list[Part]:
@@ -130,7 +144,7 @@ def container(
         )
         parts.append(wall)
     geoms = sb.add_parts(body, parts, rgba, mass=0.15)
-    dims = {"half_width": w, "height": h}
+    dims = {"half_width": w, "height": h, "wall": t}
     return ObjectInfo(name, "free", w * math.sqrt(2), h, geoms, dims=dims, base_z=0.0)
 
 
@@ -175,28 +189,39 @@ def _tool(
     head_rgba,
     mass: float,
 ) -> ObjectInfo:
-    """A tool lying along local x: a capsule handle on -x, ``head`` parts toward +x."""
+    """A tool lying along local x: a capsule handle on -x, ``head`` parts toward +x.
+
+    ``dims``: ``handle_radius``, ``handle_center`` / ``handle_length`` (along x), ``com_x``
+    (the centre of mass on the x axis: mass is spread over the parts by volume) and
+    ``x_min`` / ``x_max`` (the tool's extent along x).
+    """
     body = sb.add_body(name)
     parts = [Part("capsule", (handle_r, handle_len / 2), pos=(-handle_len / 2, 0, 0), quat=_Z_TO_X)]
     parts += [Part(p.type, p.size, p.pos, p.quat, p.rgba or head_rgba) for p in head]
     geoms = sb.add_parts(body, parts, handle_rgba, mass=mass, friction=_FRICTION_GRASP)
     reach = max(handle_len + handle_r, *(abs(p.pos[0]) + max(p.size) for p in head))
+    vols = [_geom_volume(p.type, p.size) for p in parts]
+    com_x = sum(v * p.pos[0] for v, p in zip(vols, parts, strict=True)) / sum(vols)
+    x_max = max(p.pos[0] + (p.size[1] if p.quat == _Z_TO_X else p.size[0]) for p in head)
     dims = {
         "handle_radius": handle_r,
         "handle_center": -handle_len / 2,
         "handle_length": handle_len,
+        "com_x": com_x,
+        "x_min": -handle_len - handle_r,
+        "x_max": x_max,
     }
     return ObjectInfo(name, "free", reach, 2 * handle_r, geoms, dims=dims, base_z=handle_r)
 
 
 def screwdriver(sb: SceneBuilder, name: str = "screwdriver") -> ObjectInfo:
-    """A screwdriver: a 9 cm handle and an 8 cm steel shaft."""
-    head = [Part("cylinder", (0.003, 0.04), pos=(0.04, 0, 0), quat=_Z_TO_X)]
-    return _tool(sb, name, (0.85, 0.2, 0.15, 1), head, 0.09, 0.011, (0.7, 0.7, 0.72, 1), 0.06)
+    """A screwdriver 15 cm long: an 8 cm handle (2.2 cm thick) and a 6 cm steel shaft."""
+    head = [Part("cylinder", (0.003, 0.03), pos=(0.03, 0, 0), quat=_Z_TO_X)]
+    return _tool(sb, name, (0.85, 0.2, 0.15, 1), head, 0.08, 0.011, (0.7, 0.7, 0.72, 1), 0.06)
 
 
 def can_opener(sb: SceneBuilder, name: str = "can_opener") -> ObjectInfo:
-    """A can opener: a 9 cm handle and a flat 4 x 5 cm head."""
+    """A can opener 14 cm long: a 9 cm handle and a flat 4 x 5 cm head."""
     head = [Part("box", (0.02, 0.025, 0.006), pos=(0.02, 0, -0.002))]
     return _tool(sb, name, (0.15, 0.15, 0.15, 1), head, 0.09, 0.009, (0.7, 0.7, 0.72, 1), 0.08)
 
@@ -328,35 +353,58 @@ def drawer(
 def rack(
     sb: SceneBuilder, name: str = "rack", rgba=(0.75, 0.75, 0.78, 1.0), slots: int = 5
 ) -> ObjectInfo:
-    """A dish rack: a 24 x 14 cm base with ``slots + 1`` dividers along local x.
+    """A dish rack: a 23 x 14 cm base (5 slots) with ``slots + 1`` dividers along local x.
 
-    The dividers are thin 9 cm tall plates parallel to the local y-z plane, 3.5 cm apart; a
-    plate stands upright in a slot between two of them. Sites ``{name}/slot{i}`` mark the slot
-    centres at the base's top. Origin: the base centre on the table.
+    The dividers are thin plates (4 mm) parallel to the local y-z plane, 9 cm tall and 12 cm
+    long, 4 cm apart; a plate stands upright in a slot between two of them. The rack is
+    smooth (friction 0.4, which its contacts use whatever the other geom's: ``priority`` 1),
+    so a plate leaning on a divider slides down into its slot. Sites
+    ``{name}/slot{i}`` mark the slot centres at the base's top. Origin: the base centre on the
+    table. ``dims``: ``pitch``, ``slots``, ``half_width`` / ``half_depth`` (base), ``base``
+    (its thickness), ``divider_height`` (above the base), ``divider_half_thickness``,
+    ``divider_half_length``.
     """
-    pitch, hw, hd, base_t, h = 0.035, 0.0, 0.07, 0.01, 0.09
+    pitch, hd, base_t, h, dt = 0.04, 0.07, 0.01, 0.09, 0.002
     hw = pitch * slots / 2 + 0.015
     body = sb.add_body(name, kind="fixed")
     parts = [Part("box", (hw, hd, base_t / 2), pos=(0, 0, base_t / 2))]
     for i in range(slots + 1):
         x = -pitch * slots / 2 + i * pitch
-        parts.append(Part("box", (0.002, hd - 0.01, h / 2), pos=(x, 0, base_t + h / 2)))
-    geoms = sb.add_parts(body, parts, rgba, mass=1.0)  # static: any positive mass
+        parts.append(Part("box", (dt, hd - 0.01, h / 2), pos=(x, 0, base_t + h / 2)))
+    # Static (mocap): any positive mass.
+    geoms = sb.add_parts(body, parts, rgba, mass=1.0, friction=(0.4, 0.005, 0.0001))
+    for g in geoms:
+        sb.spec.geom(g).priority = 1
     sites = {}
     for i in range(slots):
         x = -pitch * slots / 2 + (i + 0.5) * pitch
         sites[f"slot{i}"] = sb.add_site(body, f"{name}/slot{i}", pos=(x, 0, base_t))
-    dims = {"pitch": pitch, "half_width": hw, "half_depth": hd, "divider_height": h, "base": base_t}
+    dims = {
+        "pitch": pitch,
+        "slots": float(slots),
+        "half_width": hw,
+        "half_depth": hd,
+        "divider_height": h,
+        "base": base_t,
+        "divider_half_thickness": dt,
+        "divider_half_length": hd - 0.01,
+    }
     return ObjectInfo(name, "fixed", math.hypot(hw, hd), base_t + h, geoms, sites=sites, dims=dims)
 
 
 def caddy(sb: SceneBuilder, name: str = "caddy", rgba=(0.35, 0.35, 0.4, 1.0)) -> ObjectInfo:
-    """A tool caddy 24 x 12 cm, 6 cm walls, split into ``left`` (local -x) and ``right``
-    compartments by a central divider carrying a 12 cm tall handle.
+    """A tool caddy 17.5 x 18 cm with 5 cm walls, split into a ``left`` (local -x) and a
+    ``right`` compartment by a central divider along local y, 1 cm taller than the walls and
+    topped by a round grip.
 
-    Sites ``{name}/left`` / ``{name}/right`` mark the compartment centres on the floor.
+    Each compartment is 8 cm wide (x) and 17 cm long (y) inside: a tool lies in it along
+    local y. Sites ``{name}/left`` / ``{name}/right`` mark the compartment centres on the
+    floor. ``dims``: ``half_width`` / ``half_depth`` (outer, x / y), ``wall_height``,
+    ``wall`` (thickness), ``floor`` (top of the floor), ``compartment_x`` (|x| of the
+    compartment centres), ``compartment_half_width`` / ``compartment_half_length`` (inside).
     """
-    hw, hd, h, t = 0.12, 0.06, 0.06, 0.005
+    hw, hd, h, t = 0.0875, 0.09, 0.05, 0.005
+    divider_h = h + 0.01
     body = sb.add_body(name, kind="fixed")
     parts = [
         Part("box", (hw, hd, t / 2), pos=(0, 0, t / 2)),
@@ -364,16 +412,27 @@ def caddy(sb: SceneBuilder, name: str = "caddy", rgba=(0.35, 0.35, 0.4, 1.0)) ->
         Part("box", (t / 2, hd, h / 2), pos=(-hw + t / 2, 0, h / 2)),
         Part("box", (hw, t / 2, h / 2), pos=(0, hd - t / 2, h / 2)),
         Part("box", (hw, t / 2, h / 2), pos=(0, -hd + t / 2, h / 2)),
-        Part("box", (t / 2, hd, 0.06), pos=(0, 0, 0.06)),  # divider + handle plate
-        Part("capsule", (0.008, 0.05), pos=(0, 0, 0.12), quat=_Z_TO_Y),  # grip bar
+        Part("box", (t / 2, hd - t, divider_h / 2), pos=(0, 0, divider_h / 2)),  # divider
+        Part("capsule", (0.006, hd - t - 0.006), pos=(0, 0, divider_h), quat=_Z_TO_Y),  # grip
     ]
     geoms = sb.add_parts(body, parts, rgba, mass=1.0)  # static: any positive mass
+    cx = (hw - t + t / 2) / 2  # midway between the outer wall and the divider (inner faces)
     sites = {
-        "left": sb.add_site(body, f"{name}/left", pos=(-hw / 2, 0, t)),
-        "right": sb.add_site(body, f"{name}/right", pos=(hw / 2, 0, t)),
+        "left": sb.add_site(body, f"{name}/left", pos=(-cx, 0, t)),
+        "right": sb.add_site(body, f"{name}/right", pos=(cx, 0, t)),
     }
-    dims = {"half_width": hw, "half_depth": hd, "wall_height": h}
-    return ObjectInfo(name, "fixed", math.hypot(hw, hd), 0.128, geoms, sites=sites, dims=dims)
+    dims = {
+        "half_width": hw,
+        "half_depth": hd,
+        "wall_height": h,
+        "wall": t,
+        "floor": t,
+        "compartment_x": cx,
+        "compartment_half_width": (hw - t - t / 2) / 2,
+        "compartment_half_length": hd - t,
+    }
+    height = divider_h + 0.006
+    return ObjectInfo(name, "fixed", math.hypot(hw, hd), height, geoms, sites=sites, dims=dims)
 
 
 #: Object builders by kind (``SceneBuilder.add(kind, name)``).
