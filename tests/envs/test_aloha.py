@@ -414,6 +414,10 @@ def test_expert_succeeds_through_the_harness(suite, task, tmp_path):
     )
     assert res["success_rate"] == 1.0, res["episodes"]
     assert all((tmp_path / f"episode_{s}.json").exists() for s in res["seeds"])
+    # partial success: every rollout reached the last stage, so every stage is reached by all
+    last = len(TASKS[task].stages) - 1
+    assert [e["max_stage"] for e in res["episodes"]] == [last] * len(res["episodes"])
+    assert res["stage_reached"] == dict.fromkeys(range(1, last + 1), 1.0)
 
 
 def test_expert_is_deterministic_and_reports_stages(suite):

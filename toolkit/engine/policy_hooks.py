@@ -253,6 +253,8 @@ class RolloutEvalHook(Hook):
             if transform is not None:
                 write_instructions(os.path.join(out_dir, "instructions.json"), transform.used)
             record["sr"][task] = float(res["success_rate"])
+            if "mean_max_stage" in res:  # partial success of staged tasks (ALOHA)
+                record.setdefault("stage", {})[task] = res["mean_max_stage"]
 
     def _report(self, runner: Any, record: dict, epoch: int) -> dict:
 

@@ -56,7 +56,8 @@ def rollout_episode(
     """Run one episode; return ``(record, frames)`` (frames only with ``video_camera``).
 
     ``record``: ``seed``, ``success`` (any step), ``steps`` taken, ``return`` (sum of rewards),
-    ``first_success_step`` (1-based, or None), ``seconds``.
+    ``first_success_step`` (1-based, or None), ``seconds``, and ``max_stage`` (the furthest
+    task-progress stage, when the env reports ``info["stage"]``: CLAMP's partial success).
     """
     start = time.perf_counter()
     obs = env.reset(seed=seed)
@@ -65,6 +66,7 @@ def rollout_episode(
     if video_camera is not None:
         frames.append(env.render_rgb(video_camera))
     total, success, first, steps = 0.0, False, None, 0
+    max_stage = None  # partial success (ALOHA's progress stages), when the env reports it
     for t in range(max_steps):
         action = policy.select_action(obs_transform(obs) if obs_transform else obs)
         obs, reward, done, info = env.step(np.asarray(action))
@@ -72,6 +74,8 @@ def rollout_episode(
         total += float(reward)
         if video_camera is not None:
             frames.append(env.render_rgb(video_camera))
+        if info.get("stage") is not None:
+            max_stage = max(int(info["stage"]), -1 if max_stage is None else max_stage)
         if info.get("success") and not success:
             success, first = True, steps
         if done or (success and stop_on_success):
@@ -84,6 +88,8 @@ def rollout_episode(
         "first_success_step": first,
         "seconds": round(time.perf_counter() - start, 3),
     }
+    if max_stage is not None:
+        record["max_stage"] = max_stage
     return record, frames
 
 
@@ -230,6 +236,12 @@ def evaluate(
         "seconds": round(time.perf_counter() - start, 2),
         "episodes": records,
     }
+    stages = [r["max_stage"] for r in records if "max_stage" in r]
+    if stages:  # partial success: how far rollouts get, and the share reaching each stage
+        result["mean_max_stage"] = float(np.mean(stages))
+        result["stage_reached"] = {
+            int(k): float(np.mean([s >= k for s in stages])) for k in range(1, max(stages) + 1)
+        }
     if out_dir is not None:
         atomic_write_text(os.path.join(out_dir, "summary.json"), json.dumps(result, indent=1))
     return result

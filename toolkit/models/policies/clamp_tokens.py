@@ -66,6 +66,18 @@ class ClampTokens(nn.Module):
                 f"{modalities}"
             )
         model_cfg = clamp_model_config(config)
+        if weights:  # a missing checkpoint fails before a paper-size model is built
+            import os
+
+            from toolkit.models.utils import resolve_checkpoint_path
+            from toolkit.utils.errors import CheckpointError
+
+            if not os.path.exists(weights):
+                raise CheckpointError(
+                    f"ClampTokens.weights: {weights} does not exist (run the CLAMP pretraining "
+                    "recipe first, or point at its checkpoint)"
+                )
+            weights = resolve_checkpoint_path(weights)
         pretrainer = MODELS.build(model_cfg)
         if weights:
             load_pretrained(pretrainer, weights, prefix="", strict=True)
