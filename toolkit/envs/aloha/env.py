@@ -257,12 +257,13 @@ class AlohaEnv(RigObservations, Env):
             "t": self.t,
         }
         names = [c.name for c in self.cameras]
-        depth: dict[str, np.ndarray] = {}
+        need: list[str] = []
         if self.want_depth or self.want_points:
             need = names if self.want_depth else list(self.point_cameras)
-            depth = {cam: self.render_depth(cam) for cam in need}
+        # A camera that gives both RGB and depth is rendered once (RigObservations.render_images).
+        rgb, depth = self.render_images(names if self.want_rgb else [], need)
         if self.want_rgb:
-            obs["rgb"] = {cam: self.render_rgb(cam) for cam in names}
+            obs["rgb"] = rgb
         if self.want_depth:
             obs["depth"] = depth
         if self.want_rgb or self.want_depth or self.want_points:

@@ -25,6 +25,17 @@ Rendering uses :class:`mujoco.Renderer` with shadows and reflections off and mul
 anti-aliasing off (MetaWorld's model asks for 4x MSAA): on a CPU (Mesa llvmpipe) each of the
 two costs about 3x. MSAA off also keeps depth edges sharp (no depth averaged across an
 object's silhouette, hence no "flying" points between objects). See docs/suites/metaworld.md.
+
+:meth:`MujocoRig.rgbd` reads RGB and depth from ONE render pass. :class:`mujoco.Renderer`'s
+depth mode renders the scene a second time with segmentation colours only to read its depth
+buffer; a normal (lit) render writes the same depth buffer, so one ``mjr_render`` followed by
+``mjr_readPixels(rgb, depth)`` gives the same RGB and the same depth values (the same near/far
+conversion as ``mujoco/renderer.py``), for about half the cost on a CPU renderer, where a pass
+is dominated by per-triangle work (the ALOHA arms draw ~60k triangles), not by pixels. It falls
+back to two passes where the buffers differ: semi-transparent geoms write no depth in a lit
+render, while a skybox does (at its sphere's distance, where the depth mode reads the far
+plane), and so may reflections (off here by default). MetaWorld's scene has a skybox (two
+passes); ALOHA's has neither (one pass).
 """
 
 from __future__ import annotations
@@ -109,6 +120,7 @@ class MujocoRig:
         self._renderers: dict[tuple[int, int], object] = {}
         self._K = {c.name: mujoco_intrinsics(model, c.name, c.height, c.width) for c in cameras}
         self._flip: dict[str, bool] = {}
+        self._one_pass: bool | None = None
 
     def _renderer(self, cam: CameraSpec):
         key = (cam.height, cam.width)
@@ -157,6 +169,47 @@ class MujocoRig:
         """``(H, W)`` float32 metric z-depth; background reads as ``zfar * extent`` (~113 m)."""
         return self._render(data, name, depth=True).astype(np.float32, copy=False)
 
+    @property
+    def one_pass(self) -> bool:
+        """Whether :meth:`rgbd` renders once: no skybox, no reflections and no visible
+        semi-transparent geom (module doc)."""
+        if self._one_pass is None:
+            mj = self._mujoco
+            skybox = bool((np.asarray(self.model.tex_type) == mj.mjtTexture.mjTEXTURE_SKYBOX).any())
+            reflections = bool(self._flags[mj.mjtRndFlag.mjRND_REFLECTION])
+            self._one_pass = not (skybox or reflections or _has_visible_transparency(self.model))
+        return self._one_pass
+
+    def rgbd(self, data, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(rgb (H, W, 3) uint8, depth (H, W) float32)``: :meth:`rgb` and :meth:`depth` of
+        the same state, read from one render pass (two when :attr:`one_pass` is False)."""
+        r = self._renderer(self.cameras[name])
+        # The low-level path needs the Renderer's GL objects; fall back if a MuJoCo version
+        # renames them.
+        ctx, rect = getattr(r, "_mjr_context", None), getattr(r, "_rect", None)
+        if not self.one_pass or ctx is None or rect is None:
+            return self.rgb(data, name), self.depth(data, name)
+        mujoco = self._mujoco
+        r.disable_depth_rendering()
+        r.update_scene(data, camera=self._ids[name])
+        for flag, value in self._flags.items():
+            r.scene.flags[flag] = value
+        gl = getattr(r, "_gl_context", None)
+        if gl is not None:
+            gl.make_current()
+        rgb = np.empty((r.height, r.width, 3), dtype=np.uint8)
+        raw = np.empty((r.height, r.width), dtype=np.float32)
+        mujoco.mjr_render(rect, r.scene, ctx)
+        mujoco.mjr_readPixels(rgb, raw, rect, ctx)
+        depth = _linear_depth(self.model, raw)
+        # OpenGL rows run bottom-up (Renderer.render flips them); a flipped camera also mirrors
+        # the columns (flip rows, then rotate by 180 degrees).
+        if self.flipped(data, name):
+            rgb, depth = rgb[:, ::-1], depth[:, ::-1]
+        else:
+            rgb, depth = rgb[::-1], depth[::-1]
+        return np.ascontiguousarray(rgb), np.ascontiguousarray(depth)
+
     def close(self) -> None:
         for r in self._renderers.values():
             try:
@@ -164,3 +217,35 @@ class MujocoRig:
             except Exception:  # noqa: BLE001 - EGL teardown at exit is best-effort
                 pass
         self._renderers.clear()
+
+
+def _linear_depth(model, raw: np.ndarray) -> np.ndarray:
+    """OpenGL depth-buffer values ``(H, W)`` -> float32 metric z-depth, with the arithmetic of
+    :meth:`mujoco.Renderer.render` (mujoco 3.x ``renderer.py``), so both paths agree bit for bit.
+    """
+    extent = model.stat.extent
+    zfar = np.float32(model.vis.map.zfar * extent)
+    znear = np.float32(model.vis.map.znear * extent)
+    c_coef = -(zfar + znear) / (zfar - znear)
+    d_coef = -(np.float32(2) * zfar * znear) / (zfar - znear)
+    c_coef = np.float32(-0.5) * c_coef - np.float32(0.5)
+    d_coef = np.float32(-0.5) * d_coef
+    return (d_coef / (raw.astype(np.float64) + c_coef)).astype(np.float32)
+
+
+def _has_visible_transparency(model) -> bool:
+    """Whether a geom drawn by default (groups 0-2) is semi-transparent (0 < alpha < 1), by its
+    own colour or its material's. Such geoms do not write the depth buffer of a normal render
+    (fully transparent ones, alpha 0, are not drawn at all in either mode)."""
+    import mujoco
+
+    visible = np.asarray(mujoco.MjvOption().geomgroup, dtype=bool)
+    group = np.clip(np.asarray(model.geom_group), 0, len(visible) - 1)
+    alpha = np.asarray(model.geom_rgba)[:, 3]
+    semi = (alpha > 0) & (alpha < 1)
+    matid = np.asarray(model.geom_matid)
+    has_mat = (matid >= 0) & (alpha > 0)
+    if has_mat.any():
+        mat_alpha = np.asarray(model.mat_rgba)[matid[has_mat], 3]
+        semi[has_mat] |= (mat_alpha > 0) & (mat_alpha < 1)
+    return bool((semi & visible[group]).any())
