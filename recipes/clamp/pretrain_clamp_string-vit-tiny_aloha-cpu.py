@@ -1,64 +1,12 @@
 # CLAMP tri-modal pretraining at CPU size on the ALOHA pretraining tasks (datasets/aloha_pretrain.py):
-# tiny STRING ViT over CLAMP's five views (overhead, front-left, back-right + one wrist view per
-# ViperX gripper; 64x64, 8k points), tiny action-history encoder (H = 10 previous 14-d joint
-# targets), tiny text encoder on the sim-state text, tri-modal SigLIP. Validation: Recall@5 in
-# the six directions on held-out episodes, matching matrices in <work_dir>/vis/.
+# the MetaWorld CPU recipe's model and schedule (tiny STRING ViT over CLAMP's five views: overhead,
+# front-left, back-right + one wrist view per ViperX gripper; 64x64, 8k points; tiny action-history
+# and text encoders; tri-modal SigLIP; Recall@5 validation) on 14-d joint-target histories.
 # These encoders feed the Diffusion Policy / ACT recipes as frozen CLAMP tokens
 # (recipes/clamp/dp_*_aloha-cpu.py).
-_base_ = ["../_base_/default_runtime.py"]
+_base_ = ["./pretrain_clamp_string-vit-tiny_metaworld-cpu.py"]
 
 data_root = "data/aloha_pretrain_cpu"
-dataset = dict(
-    type="ClampPretrainDataset",
-    data_root=data_root,
-    split="pretrain",
-    views="clamp",
-    wrist=True,
-    image_size=64,
-    num_points=8192,
-    history=10,
-)
-model = dict(
-    type="CLAMPPretrainer",
-    image_encoder=dict(type="StringViT", arch="tiny", string_mode="string"),
-    action_encoder=dict(type="ActionHistoryEncoder", arch="tiny", action_dim=14, history=10),
-    text_encoder=dict(type="ClampTextEncoder", arch="tiny"),
-    loss=dict(type="TriModalSigLIPLoss"),
-    embed_dim=128,
-)
-train_dataloader = dict(
-    batch_size=32,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=True),
-    collate_fn=dict(type="default_collate"),
-    dataset=dict(**dataset, episodes=(0, 8), frame_stride=8),
-)
-val_dataloader = dict(
-    batch_size=32,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=False),
-    collate_fn=dict(type="default_collate"),
-    dataset=dict(**dataset, episodes=(8, 10), frame_stride=20),
-)
-val_evaluator = dict(type="RetrievalMetric", k=5)
-val_cfg = dict(type="ValLoop")
-
-max_epochs = 8
-train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=max_epochs, val_interval=2)
-# paper: Adam b2 0.999, cosine decay, base lr 1e-4, 5% warm-up (at batch 2048); CPU: 1e-3
-optim_wrapper = dict(
-    type="OptimWrapper",
-    optimizer=dict(type="AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-4),
-)
-param_scheduler = [
-    dict(type="LinearLR", start_factor=0.05, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type="CosineAnnealingLR", by_epoch=True, begin=1, end=max_epochs, eta_min=1e-5,
-         convert_to_iter_based=True),
-]  # fmt: skip
-default_hooks = dict(
-    logger=dict(interval=10), checkpoint=dict(interval=2, max_keep_ckpts=1, save_last=True)
-)
-custom_hooks = [dict(type="RNGStateHook"), dict(type="RetrievalPlotHook")]
+model = dict(action_encoder=dict(action_dim=14))
+train_dataloader = dict(dataset=dict(data_root=data_root, episodes=(0, 8), frame_stride=8))
+val_dataloader = dict(dataset=dict(data_root=data_root, episodes=(8, 10), frame_stride=20))

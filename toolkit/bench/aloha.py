@@ -71,20 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _variants(items: Sequence[str]) -> dict[str, str]:
-    from toolkit.utils.errors import ConfigError
+    from toolkit.bench.metaworld import resolve_configs
 
-    out = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep:
-            path = VARIANTS.get(item, item)
-            name = item if item in VARIANTS else os.path.splitext(os.path.basename(item))[0]
-        if not os.path.isfile(path):
-            raise ConfigError(
-                f"unknown variant '{item}': not one of {sorted(VARIANTS)} and no file '{path}'"
-            )
-        out[name] = path
-    return out
+    return resolve_configs(items, VARIANTS, "variant")
 
 
 def _train(config: str, work_dir: str, overrides: Sequence[str], seed: int = 0) -> None:
@@ -183,11 +172,11 @@ def run_variant(
                 h["interval"] = args.eval_interval
             if args.episodes:
                 h["episodes"] = args.episodes
+    from toolkit.bench.metaworld import _hooks_literal
+
     overrides = [
         f"train_dataloader.dataset.tasks={[task]!r}",
-        "custom_hooks=["
-        + ",".join("dict(" + ",".join(f"{k}={v!r}" for k, v in h.items()) + ")" for h in hooks)
-        + "]",
+        f"custom_hooks={_hooks_literal(hooks)}",
     ]
     if args.data:
         overrides.append(f"train_dataloader.dataset.data_root={args.data}")

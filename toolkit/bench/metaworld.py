@@ -68,21 +68,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", default="MetaWorld success rate (%), best over evaluations")
 
 
-def _resolve_encoders(items: Sequence[str]) -> dict[str, str]:
+def resolve_configs(items: Sequence[str], known: dict[str, str], kind: str) -> dict[str, str]:
+    """``{name: config path}`` from short names of ``known``, config paths or NAME=CONFIG."""
     from toolkit.utils.errors import ConfigError
 
     out = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep:
-            path = ENCODERS.get(item, item)
-            name = item if item in ENCODERS else os.path.splitext(os.path.basename(item))[0]
+            path = known.get(item, item)
+            name = item if item in known else os.path.splitext(os.path.basename(item))[0]
         if not os.path.isfile(path):
             raise ConfigError(
-                f"unknown encoder '{item}': not one of {sorted(ENCODERS)} and no config file '{path}'"
+                f"unknown {kind} '{item}': not one of {sorted(known)} and no config file '{path}'"
             )
         out[name] = path
     return out
+
+
+def _resolve_encoders(items: Sequence[str]) -> dict[str, str]:
+    return resolve_configs(items, ENCODERS, "encoder")
 
 
 def _eval_hook(cfg: Any) -> dict:
