@@ -8,5 +8,15 @@ _base_ = ["./pretrain_clamp_string-vit-tiny_metaworld-cpu.py"]
 
 data_root = "data/aloha_pretrain_cpu"
 model = dict(action_encoder=dict(action_dim=14))
-train_dataloader = dict(dataset=dict(data_root=data_root, episodes=(0, 8), frame_stride=8))
-val_dataloader = dict(dataset=dict(data_root=data_root, episodes=(8, 10), frame_stride=20))
+# the CPU dataset has 8 episodes per task (command in recipes/_base_/policies/aloha_chunk.py): 7 train, 1 for
+# retrieval validation (11 tasks x ~400 steps / 20 = ~240 held-out frames, chance R@5 ~2%)
+train_dataloader = dict(dataset=dict(data_root=data_root, episodes=(0, 7), frame_stride=8))
+val_dataloader = dict(dataset=dict(data_root=data_root, episodes=(7, 8), frame_stride=20))
+max_epochs = 12
+train_cfg = dict(max_epochs=max_epochs)
+param_scheduler = [
+    dict(type="LinearLR", start_factor=0.05, by_epoch=True, begin=0, end=1,
+         convert_to_iter_based=True),
+    dict(type="CosineAnnealingLR", by_epoch=True, begin=1, end=max_epochs, eta_min=1e-5,
+         convert_to_iter_based=True),
+]  # fmt: skip

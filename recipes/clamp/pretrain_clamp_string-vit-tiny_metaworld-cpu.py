@@ -46,10 +46,15 @@ val_cfg = dict(type="ValLoop")
 
 max_epochs = 8
 train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=max_epochs, val_interval=2)
-# paper: Adam b2 0.999, cosine decay, base lr 1e-4, 5% warm-up (at batch 2048); CPU: 1e-3
+# paper: Adam b2 0.999, cosine decay, base lr 1e-4, 5% warm-up (at batch 2048). At batch 32 from
+# scratch, lr 1e-3 without clipping collapses all embeddings to one point within ~10 steps: the
+# loss sits at the collapsed optimum -log(1/B) - (B-1) log(1 - 1/B) = 4.45 for B = 32 and never
+# leaves it, even on a single repeated batch. Clipping the gradient norm to 1 and lr 3e-4 escape
+# it (one batch of 32 overfits to 2.9 in 55 steps, tests/models/test_clamp_pretrainer.py).
 optim_wrapper = dict(
     type="OptimWrapper",
-    optimizer=dict(type="AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-4),
+    optimizer=dict(type="AdamW", lr=3e-4, betas=(0.9, 0.999), weight_decay=1e-4),
+    clip_grad=dict(max_norm=1.0),
 )
 param_scheduler = [
     dict(type="LinearLR", start_factor=0.05, by_epoch=True, begin=0, end=1,

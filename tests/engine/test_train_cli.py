@@ -27,7 +27,14 @@ def _final_params(work_dir: Path, name: str = "epoch_4.pth") -> dict[str, torch.
 
 def test_plugin_from_outside_package_trains_and_loss_decreases(tmp_path):
     proc = run_toolkit(
-        "train", CFG, "--work-dir", str(tmp_path), "--cfg-options", "train_cfg.max_epochs=6"
+        "train",
+        CFG,
+        "--work-dir",
+        str(tmp_path),
+        "--threads",
+        "1",
+        "--cfg-options",
+        "train_cfg.max_epochs=6",
     )
     _ok(proc)
     losses = read_losses(tmp_path)
@@ -161,6 +168,8 @@ def test_malformed_cfg_options_and_missing_config(tmp_path):
         and "malformed --cfg-options" in bad.stderr
         and "Traceback" not in bad.stderr
     )
+    threads = run_toolkit("train", CFG, "--work-dir", str(tmp_path), "--threads", "0")
+    assert threads.returncode == 2 and "--threads must be >= 1, got 0" in threads.stderr
     missing = run_toolkit("train", str(tmp_path / "nope.py"))
     assert (
         missing.returncode == 2

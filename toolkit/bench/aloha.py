@@ -63,6 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-episodes", type=int, default=None, help="demos per task (few-shot)")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument(
+        "--threads", type=int, default=None, help="torch threads per training run (1 when sharing)"
+    )
+    p.add_argument(
         "--skip-prerequisites",
         action="store_true",
         help="do not train missing pretraining runs (fail instead)",
@@ -76,10 +79,18 @@ def _variants(items: Sequence[str]) -> dict[str, str]:
     return resolve_configs(items, VARIANTS, "variant")
 
 
-def _train(config: str, work_dir: str, overrides: Sequence[str], seed: int = 0) -> None:
+def _train(
+    config: str,
+    work_dir: str,
+    overrides: Sequence[str],
+    seed: int = 0,
+    threads: int | None = None,
+) -> None:
     resume = ["--resume"] if os.path.isfile(os.path.join(work_dir, "last_checkpoint")) else []
     cmd = [sys.executable, "-m", "toolkit", "train", config, "--work-dir", work_dir]
     cmd += ["--seed", str(seed), *resume]
+    if threads is not None:
+        cmd += ["--threads", str(threads)]
     if overrides:
         cmd += ["--cfg-options", *overrides]
     os.makedirs(work_dir, exist_ok=True)
@@ -155,7 +166,7 @@ def run_prerequisite(recipe: str, work_dir: str, args: argparse.Namespace) -> No
                 return
     if args.skip_prerequisites:
         raise RuntimeError(f"{work_dir} is missing or unfinished (--skip-prerequisites)")
-    _train(recipe, work_dir, overrides)
+    _train(recipe, work_dir, overrides, threads=getattr(args, "threads", None))
 
 
 def run_variant(
@@ -188,7 +199,7 @@ def run_variant(
         overrides.append(f"train_dataloader.dataset.episodes=(0, {args.train_episodes})")
     overrides += list(args.cfg_options)
     start = time.time()
-    _train(config, run_dir, overrides, seed)
+    _train(config, run_dir, overrides, seed, threads=getattr(args, "threads", None))
     with open(os.path.join(run_dir, "eval", "history.json")) as f:
         history = json.load(f)
     best = max(history, key=lambda h: h["sr_mean"])

@@ -60,6 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--collect-only", action="store_true", help="only build the table")
     p.add_argument(
+        "--threads", type=int, default=None, help="torch threads per training run (1 when sharing)"
+    )
+    p.add_argument(
         "--multitask",
         action="store_true",
         help="one policy per encoder x seed over all --tasks (CLAR Table III; use multi-task "
@@ -147,6 +150,7 @@ def run_one(
         "--seed",
         str(seed),
         *resume,
+        *(["--threads", str(args.threads)] if getattr(args, "threads", None) else []),
         "--cfg-options",
         *overrides,
     ]

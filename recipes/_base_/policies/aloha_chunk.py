@@ -8,7 +8,7 @@
 #   toolkit gen datasets/aloha_finetune.py --tasks drawer_open --episodes 30 --val 5 \
 #       --cameras front_left:96 back_right:96 left_wrist:96 right_wrist:96 --num-points 2048 \
 #       --out data/aloha_ft_cpu
-#   toolkit gen datasets/aloha_pretrain.py --episodes 10 \
+#   toolkit gen datasets/aloha_pretrain.py --episodes 8 \
 #       --cameras front_left:96 back_right:96 left_wrist:96 right_wrist:96 --num-points 2048 \
 #       --out data/aloha_pretrain_cpu
 _base_ = ["../default_runtime.py"]
