@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import pytest
 
@@ -57,3 +58,40 @@ def test_table_curves_and_partial_results(tmp_path):
     csv = (out / "table.csv").read_text().splitlines()
     assert csv[1] == "dp-scratch,drawer_open,0,0.3,1000,0.2"
     assert (out / "sr_curves.png").stat().st_size > 1000
+
+
+def test_concurrent_benches_train_a_shared_prerequisite_once(tmp_path, monkeypatch):
+    """Two `bench aloha` processes (one per variant) that need the same policy pretraining:
+    the first trains it under the work-dir lock, the second waits and then finds it done."""
+    import threading
+    import time
+
+    calls = []
+
+    def fake_train(config, work_dir, overrides, seed=0, threads=None):
+        calls.append((config, list(overrides)))
+        time.sleep(0.5)  # the other caller arrives while this one holds the lock
+        os.makedirs(work_dir, exist_ok=True)
+        with open(os.path.join(work_dir, "last_checkpoint"), "w") as f:
+            f.write(os.path.join(work_dir, "iter_7.pth"))
+
+    monkeypatch.setattr(B, "_train", fake_train)
+    work_dir = str(tmp_path / "dp_pretrain_aloha-cpu")
+    args = argparse.Namespace(pretrain_iters=7, pretrain_data=None, skip_prerequisites=False)
+    errors = []
+
+    def call():
+        try:
+            B.run_prerequisite("recipes/clamp/dp_pretrain_aloha-cpu.py", work_dir, args)
+        except Exception as e:  # surfaced below: a thread's exception would be lost
+            errors.append(e)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(calls) == 1 and "train_cfg.max_iters=7" in calls[0][1]
+    B.run_prerequisite("recipes/clamp/dp_pretrain_aloha-cpu.py", work_dir, args)  # done: no-op
+    assert len(calls) == 1

@@ -17,12 +17,13 @@ rebuilds them from what exists and lists the missing cells.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from statistics import mean, pstdev
 
 HELP = "ALOHA pretrain -> fine-tune comparison (CLAMP Table I / Fig. 4), resumable"
@@ -158,15 +159,44 @@ def run_prerequisite(recipe: str, work_dir: str, args: argparse.Namespace) -> No
         if "val_dataloader" in cfg:
             overrides.append(f"val_dataloader.dataset.data_root={args.pretrain_data}")
     max_iters = args.pretrain_iters or cfg.train_cfg.get("max_iters")
-    if iter_based and _done(work_dir, int(max_iters)):
+
+    def finished() -> bool:
+        if iter_based:
+            return _done(work_dir, int(max_iters))
+        path = os.path.join(work_dir, "last_checkpoint")
+        if not os.path.isfile(path):
+            return False
+        with open(path) as f:
+            return os.path.basename(f.read().strip()) == f"epoch_{cfg.train_cfg.max_epochs}.pth"
+
+    if finished():
         return
-    if not iter_based and os.path.isfile(os.path.join(work_dir, "last_checkpoint")):
-        with open(os.path.join(work_dir, "last_checkpoint")) as f:
-            if os.path.basename(f.read().strip()) == f"epoch_{cfg.train_cfg.max_epochs}.pth":
-                return
     if args.skip_prerequisites:
         raise RuntimeError(f"{work_dir} is missing or unfinished (--skip-prerequisites)")
-    _train(recipe, work_dir, overrides, threads=getattr(args, "threads", None))
+    # Several `bench aloha` processes (one per variant, to use every core) share the
+    # pretraining runs: the first takes the lock and trains, the others wait and then find it done.
+    with _work_dir_lock(work_dir):
+        if finished():
+            return
+        _train(recipe, work_dir, overrides, threads=getattr(args, "threads", None))
+
+
+@contextlib.contextmanager
+def _work_dir_lock(work_dir: str) -> Iterator[None]:
+    """Exclusive ``flock`` on ``<work_dir>.lock`` (released when the holder exits, even killed)."""
+    import fcntl
+
+    os.makedirs(os.path.dirname(os.path.abspath(work_dir)), exist_ok=True)
+    with open(os.path.abspath(work_dir).rstrip("/") + ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[bench aloha] waiting for another process training {work_dir}", flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def run_variant(
