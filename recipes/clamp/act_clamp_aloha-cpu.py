@@ -11,3 +11,4 @@ model = dict(
     clamp_inputs=clamp_inputs,
 )
 train_dataloader = dict(dataset=dict(clamp=clamp_inputs))
+val_dataloader = dict(dataset=dict(clamp=clamp_inputs))

@@ -11,3 +11,7 @@ train_dataloader = dict(
 )
 custom_hooks = [dict(type="RNGStateHook"), dict(type="FitNormalizationHook")]
 default_hooks = dict(checkpoint=dict(interval=1000))
+# many tasks, no held-out split of the fine-tuning task: no validation loop
+val_dataloader = None
+val_evaluator = None
+val_cfg = None

@@ -8,3 +8,7 @@ model = dict(clamp=None, clamp_inputs=None, init_weights=None)
 train_dataloader = dict(dataset=dict(data_root=data_root, tasks=None, split="pretrain", clamp=None))
 optim_wrapper = dict(optimizer=dict(lr=1e-4))
 custom_hooks = [dict(type="RNGStateHook"), dict(type="FitNormalizationHook")]
+# many tasks, no held-out split of the fine-tuning task: no validation loop
+val_dataloader = None
+val_evaluator = None
+val_cfg = None

@@ -33,8 +33,11 @@ train_dataloader = dict(
     num_workers=4,
     dataset=dict(data_root=data_root, image_size=image_size, clamp=clamp_inputs),
 )
+val_dataloader = dict(
+    dataset=dict(data_root=data_root, image_size=image_size, clamp=clamp_inputs, frame_stride=10)
+)
 max_iters = 200_000
-train_cfg = dict(max_iters=max_iters)
+train_cfg = dict(max_iters=max_iters, val_interval=40_000)
 optim_wrapper = dict(optimizer=dict(type="Adam", lr=1e-5, weight_decay=1e-4))
 param_scheduler = [dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0, end=5000)]
 default_hooks = dict(checkpoint=dict(interval=40_000))

@@ -56,7 +56,7 @@ def test_table_curves_and_partial_results(tmp_path):
     assert "| dp-pretrained-clamp | – | – |" in md
     assert "Missing (partial table): dp-pretrained-clamp/drawer_open/seed0" in md
     csv = (out / "table.csv").read_text().splitlines()
-    assert csv[1] == "dp-scratch,drawer_open,0,0.3,1000,0.2"
+    assert csv[1] == "dp-scratch,drawer_open,0,0.3,1000,0.2,,"
     assert (out / "sr_curves.png").stat().st_size > 1000
 
 
@@ -95,3 +95,37 @@ def test_concurrent_benches_train_a_shared_prerequisite_once(tmp_path, monkeypat
     assert len(calls) == 1 and "train_cfg.max_iters=7" in calls[0][1]
     B.run_prerequisite("recipes/clamp/dp_pretrain_aloha-cpu.py", work_dir, args)  # done: no-op
     assert len(calls) == 1
+
+
+def test_val_history_from_resumed_runs_and_table_columns(tmp_path):
+    """The chunk-error metric is read back from every resumed run's scalars.json (later runs
+    win at equal steps; a line cut by a kill is skipped) and shown next to the SR."""
+    run = tmp_path / "runs" / "dp-scratch" / "drawer_open" / "seed0"
+    first, second = run / "20260101_000000" / "vis_data", run / "20260102_000000" / "vis_data"
+    first.mkdir(parents=True)
+    second.mkdir(parents=True)
+    (first / "scalars.json").write_text(
+        json.dumps({"loss": 1.0, "step": 50})
+        + "\n"
+        + json.dumps({"chunk/mae": 0.3, "chunk/hold_mae": 0.09, "step": 500})
+        + "\n"
+        + json.dumps({"chunk/mae": 0.9, "step": 1000})
+        + "\n"
+    )
+    (second / "scalars.json").write_text(
+        json.dumps({"chunk/mae": 0.2, "chunk/hold_mae": 0.09, "step": 1000}) + "\n" + '{"chunk/m'
+    )
+    val = B.val_history(str(run))
+    assert [(h["iter"], h["mae"]) for h in val] == [(500, 0.3), (1000, 0.2)]
+    rec = _record("dp-scratch", [0.0, 0.1])
+    rec.update(val_history=val, final_val_mae=val[-1]["mae"], hold_val_mae=val[-1]["hold_mae"])
+    (run / "result.json").write_text(json.dumps(rec))
+    args = argparse.Namespace(
+        variants=["dp-scratch"], tasks=["drawer_open"], seeds=[0], out=str(tmp_path),
+        collect_only=True,
+    )  # fmt: skip
+    assert B.run(args) == 0
+    md = (tmp_path / "table.md").read_text()
+    assert "| val chunk MAE (rad), last | hold-state baseline |" in md
+    assert "| dp-scratch | 10.0 | 10.0 | 0.2000 | 0.0900 |" in md
+    assert (tmp_path / "table.csv").read_text().splitlines()[1].endswith(",0.2,0.09")

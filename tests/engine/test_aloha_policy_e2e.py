@@ -36,6 +36,11 @@ def _tiny(data, head_type="DiffusionTransformerHead"):
         "train_dataloader.batch_size=4",
         "train_dataloader.num_workers=0",
         "train_dataloader.persistent_workers=False",
+        f"val_dataloader.dataset.data_root={data}",
+        f"val_dataloader.dataset.cameras={CAMS}",
+        "val_dataloader.dataset.image_size=32",
+        "val_dataloader.dataset.frame_stride=40",
+        "val_dataloader.batch_size=2",
         f"model.cameras={CAMS}",
         "model.image_size=32",
         "model.d_model=32",
@@ -43,6 +48,7 @@ def _tiny(data, head_type="DiffusionTransformerHead"):
         head,
         "model.n_action_steps=10",
         "train_cfg.max_iters=4",
+        "train_cfg.val_interval=2",
         "default_hooks.checkpoint.interval=2",
         "custom_hooks=[dict(type='RNGStateHook'),dict(type='FitNormalizationHook'),"
         "dict(type='RolloutEvalHook',suite=dict(type='AlohaSuite'),tasks=['drawer_open'],"
@@ -58,7 +64,7 @@ def drawer_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("aloha")
     proc = run_toolkit(
         "gen", "datasets/aloha_finetune.py", "--out", str(out), "--tasks", "drawer_open",
-        "--episodes", "1", "--val", "0", "--cameras", "front_left:32", "left_wrist:32",
+        "--episodes", "2", "--val", "1", "--cameras", "front_left:32", "left_wrist:32",
         "--num-points", "256", "--max-steps", "160", "--no-progress",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -88,6 +94,7 @@ def test_finetune_with_clamp_tokens_eval_hook_and_offline_eval(drawer_data, tmp_
         f"model.clamp=dict(_delete_=True,config={TINY_CLAMP},weights=None)",
         f"model.clamp_inputs={CLAMP_INPUTS}",
         f"train_dataloader.dataset.clamp={CLAMP_INPUTS}",
+        f"val_dataloader.dataset.clamp={CLAMP_INPUTS}",
     ]
     proc = run_toolkit("train", cfg_ft, "--work-dir", str(ft), "--cfg-options", *opts)
     log = proc.stdout + proc.stderr
@@ -98,6 +105,12 @@ def test_finetune_with_clamp_tokens_eval_hook_and_offline_eval(drawer_data, tmp_
     assert [(h["epoch"], h["unit"]) for h in history] == [(2, "iter"), (4, "iter")]
     assert (ft / "eval" / "iter_4" / "drawer_open").is_dir()
     assert (ft / "best_sr.pth").is_file() and (ft / "eval" / "sr_curve.png").is_file()
+    # the offline chunk error on the held-out demo, at the same steps as the rollouts
+    from toolkit.bench.aloha import val_history
+
+    val = val_history(str(ft))
+    assert [h["iter"] for h in val] == [2, 4]
+    assert all(h["mae"] > 0 and h["hold_mae"] > 0 for h in val)
 
     out = tmp_path / "offline"
     proc = run_toolkit(

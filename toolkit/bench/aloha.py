@@ -221,6 +221,12 @@ def run_variant(
     ]
     if args.data:
         overrides.append(f"train_dataloader.dataset.data_root={args.data}")
+    if cfg.get("val_dataloader"):  # offline chunk error on the held-out demos, same interval
+        overrides.append(f"val_dataloader.dataset.tasks={[task]!r}")
+        if args.data:
+            overrides.append(f"val_dataloader.dataset.data_root={args.data}")
+        if args.eval_interval:
+            overrides.append(f"train_cfg.val_interval={args.eval_interval}")
     if args.iters:
         overrides.append(f"train_cfg.max_iters={args.iters}")
     if args.eval_interval:
@@ -233,6 +239,7 @@ def run_variant(
     with open(os.path.join(run_dir, "eval", "history.json")) as f:
         history = json.load(f)
     best = max(history, key=lambda h: h["sr_mean"])
+    val = val_history(run_dir)
     return {
         "variant": name,
         "config": config,
@@ -242,8 +249,33 @@ def run_variant(
         "best_step": best["epoch"],
         "final_sr": history[-1]["sr"][task],
         "history": history,
+        "val_history": val,
+        "final_val_mae": val[-1]["mae"] if val else None,
+        "hold_val_mae": val[-1].get("hold_mae") if val else None,
         "wall_time_s": round(time.time() - start, 1),
     }
+
+
+def val_history(run_dir: str) -> list[dict]:
+    """``ChunkErrorMetric`` values per validation step, from every (resumed) run's
+    ``<timestamp>/vis_data/scalars.json`` in ``run_dir`` (a later run wins at equal steps)."""
+    by_step: dict[int, dict] = {}
+    for stamp in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
+        path = os.path.join(run_dir, stamp, "vis_data", "scalars.json")
+        if not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by a kill
+                    continue
+                if "chunk/mae" in rec:
+                    by_step[int(rec["step"])] = {
+                        "iter": int(rec["step"]),
+                        **{k.split("/", 1)[1]: v for k, v in rec.items() if k.startswith("chunk/")},
+                    }
+    return [by_step[k] for k in sorted(by_step)]
 
 
 def _fmt(values: list[float]) -> str:
@@ -251,6 +283,10 @@ def _fmt(values: list[float]) -> str:
         return "–"
     pct = [100 * v for v in values]
     return f"{mean(pct):.1f}" + (f" ± {pstdev(pct):.1f}" if len(pct) > 1 else "")
+
+
+def _opt(x: float | None) -> str:
+    return "" if x is None else f"{x:.6g}"
 
 
 def collect(out: str, variants: Sequence[str], tasks: Sequence[str], seeds: Sequence[int]):
@@ -273,7 +309,11 @@ def build_table(results, variants, tasks, seeds) -> tuple[str, str, list[str]]:
         "| variant | " + " | ".join(cols) + " |",
         "|---" * (len(cols) + 1) + "|",
     ]
-    csv = ["variant,task,seed,best_sr,best_step,final_sr"]
+    has_val = any(r.get("final_val_mae") is not None for r in results.values())
+    if has_val:
+        md[2] = md[2][:-1] + "| val chunk MAE (rad), last | hold-state baseline |"
+        md[3] = md[3] + "---|---|"
+    csv = ["variant,task,seed,best_sr,best_step,final_sr,final_val_mae,hold_val_mae"]
     missing = []
     for v in variants:
         cells = []
@@ -287,12 +327,23 @@ def build_table(results, variants, tasks, seeds) -> tuple[str, str, list[str]]:
             if all((v, t, s) in results for t in tasks)
         ]
         cells.append(_fmt(per_seed))
+        if has_val:
+            for key in ("final_val_mae", "hold_val_mae"):
+                vals = [
+                    r[key]
+                    for r in (results.get((v, t, s)) for t in tasks for s in seeds)
+                    if r and r.get(key) is not None
+                ]
+                cells.append(f"{mean(vals):.4f}" if vals else "–")
         md.append(f"| {v} | " + " | ".join(cells) + " |")
         for t in tasks:
             for s in seeds:
                 r = results.get((v, t, s))
                 if r:
-                    csv.append(f"{v},{t},{s},{r['best_sr']},{r['best_step']},{r['final_sr']}")
+                    csv.append(
+                        f"{v},{t},{s},{r['best_sr']},{r['best_step']},{r['final_sr']},"
+                        f"{_opt(r.get('final_val_mae'))},{_opt(r.get('hold_val_mae'))}"
+                    )
     if missing:
         md += ["", f"Missing (partial table): {', '.join(missing)}"]
     return "\n".join(md) + "\n", "\n".join(csv) + "\n", missing
@@ -307,7 +358,10 @@ def plot_curves(results, variants, tasks, seeds, path: str) -> None:
 
     from toolkit.utils.io import atomic_write
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    has_val = any(r.get("val_history") for r in results.values())
+    fig, axes = plt.subplots(1, 2 if has_val else 1, figsize=(11 if has_val else 6.4, 4.0),
+                             dpi=120, squeeze=False)  # fmt: skip
+    ax = axes[0, 0]
     for v in variants:
         by_step: dict[int, list[float]] = {}
         for t in tasks:
@@ -323,6 +377,27 @@ def plot_curves(results, variants, tasks, seeds, path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     ax.set_title(f"ALOHA held-out: {', '.join(tasks)}")
+    if has_val:
+        ax = axes[0, 1]
+        hold: list[float] = []
+        for v in variants:
+            by_step = {}
+            for t in tasks:
+                for s in seeds:
+                    for h in results.get((v, t, s), {}).get("val_history", []):
+                        by_step.setdefault(int(h["iter"]), []).append(h["mae"])
+                        if "hold_mae" in h:
+                            hold.append(h["hold_mae"])
+            if by_step:
+                steps = sorted(by_step)
+                ax.plot(steps, [mean(by_step[k]) for k in steps], marker="o", label=v)
+        if hold:
+            ax.axhline(mean(hold), color="grey", ls="--", lw=1, label="hold current state")
+        ax.set_xlabel("fine-tuning step")
+        ax.set_ylabel("held-out chunk MAE (rad)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+        ax.set_title("offline action error on validation demos")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)

@@ -72,7 +72,28 @@ train_dataloader = dict(
     ),
 )
 
-train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters)
+# Offline check on the held-out demonstrations, every `eval_interval` steps next to the rollouts:
+# the predicted chunk's error (rad) against the demonstrator's and against holding the current
+# joints (ChunkErrorMetric). Recipes that pretrain on many tasks switch it off (val_* = None).
+val_dataloader = dict(
+    batch_size=16,
+    num_workers=0,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    collate_fn=dict(type="default_collate"),
+    dataset=dict(
+        type="ActionChunkDataset",
+        data_root=data_root,
+        tasks=tasks,
+        split="val",
+        cameras=cameras,
+        image_size=image_size,
+        chunk_size=chunk_size,
+        frame_stride=20,
+    ),
+)
+val_evaluator = dict(type="ChunkErrorMetric")
+val_cfg = dict(type="ValLoop")
+train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=eval_interval)
 # paper: Adam, weight decay 1e-4, linear warm-up to 1e-4 (pretraining) / 1e-5 (fine-tuning) over
 # 5000 steps, batch 8; CPU runs are ~100x shorter, so a higher rate and a short warm-up
 optim_wrapper = dict(
@@ -83,7 +104,7 @@ optim_wrapper = dict(
 param_scheduler = [dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=200)]
 
 default_hooks = dict(
-    logger=dict(type="LoggerHook", interval=50),
+    logger=dict(type="LoggerHook", interval=50, log_metric_by_epoch=False),  # val at its iter
     checkpoint=dict(
         type="CheckpointHook", by_epoch=False, interval=eval_interval, max_keep_ckpts=1,
         save_last=True,
