@@ -88,9 +88,10 @@ def test_recipe_optimizer_leaves_the_collapsed_optimum():
     """
     import math
 
+    from _helpers import REPO
     from mmengine.config import Config
 
-    cfg = Config.fromfile("recipes/clamp/pretrain_clamp_string-vit-tiny_aloha-cpu.py")
+    cfg = Config.fromfile(str(REPO / "recipes/clamp/pretrain_clamp_string-vit-tiny_aloha-cpu.py"))
     lr = cfg.optim_wrapper.optimizer.lr
     max_norm = cfg.optim_wrapper.clip_grad.max_norm
     b = 16
