@@ -23,7 +23,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from statistics import mean, pstdev
 
 HELP = "ALOHA pretrain -> fine-tune comparison (CLAMP Table I / Fig. 4), resumable"
@@ -349,8 +349,23 @@ def build_table(results, variants, tasks, seeds) -> tuple[str, str, list[str]]:
     return "\n".join(md) + "\n", "\n".join(csv) + "\n", missing
 
 
+def _mean_curve(
+    runs: Sequence[dict], key: str, point: Callable[[dict, str], tuple[int, float]]
+) -> tuple[list[int], list[float]]:
+    """Mean over runs of ``point(entry, task) -> (step, value)`` for the entries of
+    ``run[key]``, by step."""
+    by_step: dict[int, list[float]] = {}
+    for r in runs:
+        for h in r.get(key, []):
+            step, value = point(h, r["task"])
+            by_step.setdefault(step, []).append(value)
+    steps = sorted(by_step)
+    return steps, [mean(by_step[k]) for k in steps]
+
+
 def plot_curves(results, variants, tasks, seeds, path: str) -> None:
-    """SR against fine-tuning steps, one line per variant (mean over tasks and seeds)."""
+    """SR (and, when recorded, the held-out chunk error) against fine-tuning steps, one line
+    per variant (mean over tasks and seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -361,43 +376,29 @@ def plot_curves(results, variants, tasks, seeds, path: str) -> None:
     has_val = any(r.get("val_history") for r in results.values())
     fig, axes = plt.subplots(1, 2 if has_val else 1, figsize=(11 if has_val else 6.4, 4.0),
                              dpi=120, squeeze=False)  # fmt: skip
-    ax = axes[0, 0]
-    for v in variants:
-        by_step: dict[int, list[float]] = {}
-        for t in tasks:
-            for s in seeds:
-                for h in results.get((v, t, s), {}).get("history", []):
-                    by_step.setdefault(int(h["epoch"]), []).append(h["sr"][t])
-        if by_step:
-            steps = sorted(by_step)
-            ax.plot(steps, [100 * mean(by_step[k]) for k in steps], marker="o", label=v)
-    ax.set_xlabel("fine-tuning step")
-    ax.set_ylabel("success rate (%)")
-    ax.set_ylim(-3, 103)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    ax.set_title(f"ALOHA held-out: {', '.join(tasks)}")
+    panels = [("history", lambda h, t: (int(h["epoch"]), 100 * h["sr"][t]))]
     if has_val:
-        ax = axes[0, 1]
-        hold: list[float] = []
+        panels.append(("val_history", lambda h, t: (int(h["iter"]), h["mae"])))
+    for ax, (key, point) in zip(axes[0], panels, strict=True):
         for v in variants:
-            by_step = {}
-            for t in tasks:
-                for s in seeds:
-                    for h in results.get((v, t, s), {}).get("val_history", []):
-                        by_step.setdefault(int(h["iter"]), []).append(h["mae"])
-                        if "hold_mae" in h:
-                            hold.append(h["hold_mae"])
-            if by_step:
-                steps = sorted(by_step)
-                ax.plot(steps, [mean(by_step[k]) for k in steps], marker="o", label=v)
-        if hold:
-            ax.axhline(mean(hold), color="grey", ls="--", lw=1, label="hold current state")
+            runs = [results[(v, t, s)] for t in tasks for s in seeds if (v, t, s) in results]
+            steps, values = _mean_curve(runs, key, point)
+            if steps:
+                ax.plot(steps, values, marker="o", label=v)
         ax.set_xlabel("fine-tuning step")
-        ax.set_ylabel("held-out chunk MAE (rad)")
         ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("success rate (%)")
+    axes[0, 0].set_ylim(-3, 103)
+    axes[0, 0].set_title(f"ALOHA held-out: {', '.join(tasks)}")
+    if has_val:
+        hold = [h["hold_mae"] for r in results.values() for h in r.get("val_history", [])
+                if "hold_mae" in h]  # fmt: skip
+        if hold:
+            axes[0, 1].axhline(mean(hold), color="grey", ls="--", lw=1, label="hold current state")
+        axes[0, 1].set_ylabel("held-out chunk MAE (rad)")
+        axes[0, 1].set_title("offline action error on validation demos")
+    for ax in axes[0]:
         ax.legend(loc="best", fontsize=8)
-        ax.set_title("offline action error on validation demos")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)

@@ -148,6 +148,7 @@ def breakdown(
 ) -> list[tuple[str, float, float]]:
     """``[(stage, wall ms/step, CPU ms/step)]`` along ``steps`` expert steps, in this process."""
     from toolkit.data.episodes import EpisodeWriter
+    from toolkit.data.generate_worker import step_record
     from toolkit.envs import get_suite
     from toolkit.ops.sampling import downsample_points
 
@@ -206,17 +207,7 @@ def breakdown(
                 clock.time(
                     f"HDF5 write ({label})",
                     w.add_step,
-                    rgb=prev.get("rgb"),
-                    depth=prev.get("depth"),
-                    intrinsics=prev["intrinsics"],
-                    extrinsics=prev["extrinsics"],
-                    qpos=prev["qpos"],
-                    action=np.asarray(action, dtype=np.float32),
-                    proprio=prev["proprio"],
-                    ee_pose=prev["ee_pose"],
-                    state=state,
-                    success=bool(info["success"]),
-                    extras={"point_cloud": prev["points"], "point_mask": prev["points_mask"]},
+                    **step_record(prev, action, state, bool(info["success"])),
                 )
         for label, w in writers.items():
             clock.time(f"HDF5 write ({label})", w.finish, success=True)

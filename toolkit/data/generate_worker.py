@@ -112,19 +112,7 @@ def record_episode(
             next_obs, _reward, done, info = env.step(action)
             if info["success"] and first is None:
                 first = t + 1
-            w.add_step(
-                rgb=obs.get("rgb"),
-                depth=obs.get("depth"),
-                intrinsics=obs["intrinsics"],
-                extrinsics=obs["extrinsics"],
-                qpos=obs["qpos"],
-                action=np.asarray(action, dtype=np.float32),
-                proprio=obs["proprio"],
-                ee_pose=obs.get("ee_pose"),
-                state=state,
-                success=bool(info["success"]),
-                extras=_extras(obs),
-            )
+            w.add_step(**step_record(obs, action, state, bool(info["success"])))
             obs = next_obs
             if done:
                 break
@@ -142,6 +130,26 @@ def record_episode(
             },
         )
     return {"success": True, "steps": steps, "first_success_step": first}
+
+
+def step_record(
+    obs: Mapping[str, Any], action: Any, state: Mapping[str, Any], success: bool
+) -> dict[str, Any]:
+    """``EpisodeWriter.add_step`` keyword arguments for one recorded step (also what
+    ``toolkit bench aloha_gen`` times)."""
+    return dict(
+        rgb=obs.get("rgb"),
+        depth=obs.get("depth"),
+        intrinsics=obs["intrinsics"],
+        extrinsics=obs["extrinsics"],
+        qpos=obs["qpos"],
+        action=np.asarray(action, dtype=np.float32),
+        proprio=obs["proprio"],
+        ee_pose=obs.get("ee_pose"),
+        state=state,
+        success=success,
+        extras=_extras(obs),
+    )
 
 
 def _extras(obs: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -54,22 +54,22 @@ model = dict(
     n_action_steps=25,
 )
 
+# what the training and the validation splits share
+chunk_dataset = dict(
+    type="ActionChunkDataset",
+    data_root=data_root,
+    tasks=tasks,
+    cameras=cameras,
+    image_size=image_size,
+    chunk_size=chunk_size,
+)
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,
     persistent_workers=True,
     sampler=dict(type="InfiniteSampler", shuffle=True),
     collate_fn=dict(type="default_collate"),
-    dataset=dict(
-        type="ActionChunkDataset",
-        data_root=data_root,
-        tasks=tasks,
-        split="train",
-        cameras=cameras,
-        image_size=image_size,
-        chunk_size=chunk_size,
-        episodes=train_episodes,
-    ),
+    dataset=dict(**chunk_dataset, split="train", episodes=train_episodes),
 )
 
 # Offline check on the held-out demonstrations, every `eval_interval` steps next to the rollouts:
@@ -80,16 +80,7 @@ val_dataloader = dict(
     num_workers=0,
     sampler=dict(type="DefaultSampler", shuffle=False),
     collate_fn=dict(type="default_collate"),
-    dataset=dict(
-        type="ActionChunkDataset",
-        data_root=data_root,
-        tasks=tasks,
-        split="val",
-        cameras=cameras,
-        image_size=image_size,
-        chunk_size=chunk_size,
-        frame_stride=20,
-    ),
+    dataset=dict(**chunk_dataset, split="val", frame_stride=20),
 )
 val_evaluator = dict(type="ChunkErrorMetric")
 val_cfg = dict(type="ValLoop")
