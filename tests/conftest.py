@@ -15,6 +15,11 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
+# Load triton (pulled in by the models through torchvision / torch._dynamo) before any test
+# creates a MuJoCo EGL context: importing it afterwards segfaults in libtriton, which killed an
+# xdist worker that ran tests/bench/test_bench_aloha_gen.py and then built recipe models.
+import toolkit.models  # noqa: E402, F401
+
 
 @pytest.fixture
 def plugin_path(monkeypatch):
