@@ -196,3 +196,23 @@ def test_unknown_type_in_config_names_registry_and_close_names(tmp_path):
     assert (
         proc.returncode == 2 and "model registry" in proc.stderr and "TinyRegressor" in proc.stderr
     )
+
+
+def test_tune_malloc_leaves_the_losses_unchanged(tmp_path):
+    """--tune-malloc only changes where freed memory goes: same seed, bit-identical losses."""
+    runs = {}
+    for name, extra in (("plain", []), ("tuned", ["--tune-malloc"])):
+        work = tmp_path / name
+        args = ["--work-dir", str(work), "--seed", "3", "--threads", "1", *extra]
+        _ok(run_toolkit("train", CFG, *args, "--cfg-options", "train_cfg.max_epochs=1"))
+        runs[name] = read_losses(work)
+    assert len(runs["plain"]) >= 4
+    assert runs["plain"] == runs["tuned"]
+
+
+def test_tune_glibc_malloc_applies_on_linux():
+    code = "from toolkit.utils.memory import tune_glibc_malloc as t; print(t())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    expected = sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION") is not None
+    assert out.stdout.strip() == str(expected)

@@ -67,6 +67,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--threads", type=int, default=None, help="torch threads per training run (1 when sharing)"
     )
     p.add_argument(
+        "--tune-malloc",
+        action="store_true",
+        help="pass --tune-malloc to every training run (faster CPU steps, see docs/performance.md)",
+    )
+    p.add_argument(
         "--skip-prerequisites",
         action="store_true",
         help="do not train missing pretraining runs (fail instead)",
@@ -86,12 +91,15 @@ def _train(
     overrides: Sequence[str],
     seed: int = 0,
     threads: int | None = None,
+    tune_malloc: bool = False,
 ) -> None:
     resume = ["--resume"] if os.path.isfile(os.path.join(work_dir, "last_checkpoint")) else []
     cmd = [sys.executable, "-m", "toolkit", "train", config, "--work-dir", work_dir]
     cmd += ["--seed", str(seed), *resume]
     if threads is not None:
         cmd += ["--threads", str(threads)]
+    if tune_malloc:
+        cmd.append("--tune-malloc")
     if overrides:
         cmd += ["--cfg-options", *overrides]
     os.makedirs(work_dir, exist_ok=True)
@@ -178,7 +186,13 @@ def run_prerequisite(recipe: str, work_dir: str, args: argparse.Namespace) -> No
     with _work_dir_lock(work_dir):
         if finished():
             return
-        _train(recipe, work_dir, overrides, threads=getattr(args, "threads", None))
+        _train(
+            recipe,
+            work_dir,
+            overrides,
+            threads=getattr(args, "threads", None),
+            tune_malloc=getattr(args, "tune_malloc", False),
+        )
 
 
 @contextlib.contextmanager
@@ -235,7 +249,14 @@ def run_variant(
         overrides.append(f"train_dataloader.dataset.episodes=(0, {args.train_episodes})")
     overrides += list(args.cfg_options)
     start = time.time()
-    _train(config, run_dir, overrides, seed, threads=getattr(args, "threads", None))
+    _train(
+        config,
+        run_dir,
+        overrides,
+        seed,
+        threads=getattr(args, "threads", None),
+        tune_malloc=getattr(args, "tune_malloc", False),
+    )
     with open(os.path.join(run_dir, "eval", "history.json")) as f:
         history = json.load(f)
     best = max(history, key=lambda h: h["sr_mean"])

@@ -32,6 +32,7 @@ ENCODERS: dict[str, str] = {
     # CPU-sized variants (same protocol, narrower encoders)
     "clar-tiny": "recipes/clar/bc_clar-pointmae-tiny_1xb16_150e_metaworld.py",
     "pointnet-256": "baselines/bc_pointnet-256_1xb16_150e_metaworld.py",
+    "pointnet2-small": "baselines/bc_pointnet2-small_1xb16_150e_metaworld.py",
     "pointmae-tiny": "recipes/clar/bc_pointmae-tiny-scratch_1xb16_150e_metaworld.py",
 }
 
@@ -61,6 +62,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collect-only", action="store_true", help="only build the table")
     p.add_argument(
         "--threads", type=int, default=None, help="torch threads per training run (1 when sharing)"
+    )
+    p.add_argument(
+        "--tune-malloc",
+        action="store_true",
+        help="pass --tune-malloc to every training run (faster CPU steps, see docs/performance.md)",
     )
     p.add_argument(
         "--multitask",
@@ -151,6 +157,7 @@ def run_one(
         str(seed),
         *resume,
         *(["--threads", str(args.threads)] if getattr(args, "threads", None) else []),
+        *(["--tune-malloc"] if getattr(args, "tune_malloc", False) else []),
         "--cfg-options",
         *overrides,
     ]

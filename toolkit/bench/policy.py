@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from toolkit.utils.memory import tune_glibc_malloc
+
 HELP = "train-step / inference / protocol-time table of the BC policy per encoder (+ env step)"
 
 #: Encoder configs (BACKBONES) measured by default, by short name.
@@ -30,6 +32,15 @@ ENCODERS: dict[str, dict[str, Any]] = {
     "pointnet": dict(type="PointNet"),  # Lift3D's PointNet size: 64-128-1024
     "pointnet-256": dict(type="PointNet", mlp_dims=(64, 128, 256)),  # the CPU demo's
     "pointnet2": dict(type="PointNet2"),
+    # CPU size (baselines/bc_pointnet2-small_1xb16_150e_metaworld.py): half the centers and
+    # neighbours, half the widths
+    "pointnet2-small": dict(
+        type="PointNet2",
+        num_centers=(256, 64),
+        num_samples=(16, 32),
+        mlp_dims=((32, 32, 64), (64, 64, 128)),
+        global_mlp_dims=(128, 256, 512),
+    ),
     "dp3": dict(type="DP3Encoder"),
     "pointmae-tiny": dict(type="PointMAE", arch="tiny", with_decoder=False),
     "pointmae-small": dict(type="PointMAE", arch="small", with_decoder=False),
@@ -89,25 +100,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "without page faults (process-wide; see docs/performance.md)",
     )
     p.add_argument("--quick", action="store_true", help="small sizes, one timed step: a smoke run")
-
-
-def tune_glibc_malloc() -> bool:
-    """Keep freed memory in the process (glibc only): ``M_MMAP_MAX=0``, ``M_TRIM_THRESHOLD``
-    at its maximum. Big tensors then come from the heap and are reused, instead of being
-    mmap-ed and page-faulted in on every allocation. Returns False where it does not apply.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        m_trim_threshold, m_mmap_max = -1, -4  # from <malloc.h>
-        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
-    except (OSError, AttributeError):
-        return False
 
 
 def _times_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
