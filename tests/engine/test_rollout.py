@@ -95,6 +95,75 @@ def test_same_seeds_same_outcome(suite):
     assert strip(a) == strip(b)
 
 
+class DampedExpert:
+    """The scripted expert at a fraction of its action (so episode lengths vary with the seed);
+    logs the pid of the process that plays each episode."""
+
+    def __init__(self, expert, scale: float, pid_log: str):
+        self.expert, self.scale, self.pid_log = expert, scale, pid_log
+
+    def reset(self):
+        import os
+
+        self.expert.reset()
+        with open(self.pid_log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    def select_action(self, obs):
+        return self.scale * np.asarray(self.expert.select_action(obs))
+
+
+def test_workers_give_the_serial_records(suite, tmp_path):
+    """Episodes rolled out in 2 spawned processes: the same records, files and seeds as in one
+    process, and the episodes really ran elsewhere."""
+    import os
+
+    strip = lambda res: [{k: v for k, v in r.items() if k != "seconds"} for r in res["episodes"]]  # noqa: E731
+    runs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        policy = DampedExpert(suite.expert("reach"), 0.8, str(tmp_path / f"pids{workers}.txt"))
+        runs[workers] = evaluate(
+            suite,
+            "reach",
+            policy,
+            num_episodes=6,
+            max_steps=200,
+            out_dir=str(out),
+            progress=False,
+            workers=workers,
+            **STATE_ONLY,
+        )
+    serial, pooled = runs[1], runs[2]
+    assert strip(serial) == strip(pooled)
+    assert [r["seed"] for r in pooled["episodes"]] == serial["seeds"]
+    steps = [r["steps"] for r in serial["episodes"]]
+    assert len(set(steps)) > 1, steps  # outcomes differ by seed, so a mix-up would show
+    for name in ("w1", "w2"):
+        assert sorted(p.name for p in (tmp_path / name).glob("episode_*.json")) == [
+            f"episode_{s}.json" for s in serial["seeds"]
+        ]
+    serial_pids = set((tmp_path / "pids1.txt").read_text().split())
+    pooled_pids = (tmp_path / "pids2.txt").read_text().split()
+    assert serial_pids == {str(os.getpid())}
+    assert len(pooled_pids) == 6 and str(os.getpid()) not in pooled_pids
+    assert 1 <= len(set(pooled_pids)) <= 2
+
+
+def test_workers_fall_back_to_one_process(suite):
+    class Local(ZeroPolicy):  # defined in a function: cannot be pickled for the workers
+        pass
+
+    kw = dict(num_episodes=2, max_steps=3, progress=False, workers=2, **STATE_ONLY)
+    with pytest.warns(UserWarning, match="cannot be pickled"):
+        res = evaluate(suite, "reach", Local(), **kw)
+    assert res["num_episodes"] == 2 and res["successes"] == 0
+    with pytest.warns(UserWarning, match="obs_transform"):
+        evaluate(suite, "reach", ZeroPolicy(), obs_transform=lambda o: o, **kw)
+    with pytest.raises(ToolkitError, match="workers must be >= 1, got 0"):
+        evaluate(suite, "reach", ZeroPolicy(), **{**kw, "workers": 0})
+
+
 def test_video(suite, tmp_path):
     import imageio.v3 as iio
 

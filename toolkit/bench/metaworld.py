@@ -51,6 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override max_epochs")
     p.add_argument("--eval-interval", type=int, default=None)
     p.add_argument("--episodes", type=int, default=None, help="rollouts per evaluation")
+    p.add_argument(
+        "--rollout-workers",
+        type=int,
+        default=None,
+        help="processes per evaluation (RolloutEvalHook.rollout_workers; for idle cores)",
+    )
     p.add_argument("--train-episodes", type=int, default=None, help="demos per task to train on")
     p.add_argument(
         "--cfg-options",
@@ -134,6 +140,8 @@ def run_one(
                 h["interval"] = args.eval_interval
             if args.episodes:
                 h["episodes"] = args.episodes
+            if getattr(args, "rollout_workers", None):
+                h["rollout_workers"] = args.rollout_workers
     overrides = [
         f"train_dataloader.dataset.tasks={tasks!r}",
         f"train_dataloader.dataset.data_root={args.data}",

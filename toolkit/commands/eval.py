@@ -17,6 +17,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", nargs="+", default=None, help="default: the config's training tasks")
     p.add_argument("--video", action="store_true", help="write an MP4 per rollout")
     p.add_argument("--threads", type=int, default=1, help="torch threads for inference")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="roll out in N processes at once (same per-episode results; one per free core)",
+    )
     p.add_argument("--out", default=None, help="output folder (default: next to the checkpoint)")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument(
@@ -136,6 +142,8 @@ def main(args: argparse.Namespace) -> int:
     model.eval()
     need = getattr(model, "rollout_env_kwargs", None)
     env_kwargs = {**env_kwargs, **(need() if callable(need) else {})}
+    if args.workers < 1:
+        raise ConfigError(f"toolkit eval: --workers must be >= 1, got {args.workers}")
     torch.set_num_threads(args.threads)  # batch-1 inference: extra threads only contend
     table = _language_table(
         args.config, cfg, hook, ckpt.get("meta") or {}, tasks, int(getattr(model, "lang_dim", 0))
@@ -158,6 +166,8 @@ def main(args: argparse.Namespace) -> int:
             video=args.video,
             progress=True,
             obs_transform=transform,
+            workers=args.workers if transform is None else 1,
+            worker_threads=args.threads,
             **env_kwargs,
         )
         if transform is not None:

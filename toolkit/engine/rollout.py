@@ -110,6 +110,109 @@ def _write_video(path: str, frames: Sequence[np.ndarray], fps: int) -> None:
             os.remove(tmp)
 
 
+def _episode(
+    env: Env,
+    policy: Any,
+    seed: int,
+    want_video: bool,
+    job: dict[str, Any],
+    obs_transform: Callable[[dict], dict] | None = None,
+) -> dict[str, Any]:
+    """One rollout of :func:`evaluate`, its JSON record (and MP4) written to ``job["out_dir"]``."""
+    cam = job["video_camera"] or env.cameras[0].name
+    record, frames = rollout_episode(
+        env,
+        policy,
+        seed,
+        job["max_steps"],
+        stop_on_success=job["stop_on_success"],
+        video_camera=cam if want_video else None,
+        obs_transform=obs_transform,
+    )
+    record["video"] = None
+    out_dir = job["out_dir"]
+    if out_dir is not None:
+        if want_video and frames:
+            path = os.path.join(out_dir, f"episode_{seed}.mp4")
+            _write_video(path, frames, job["video_fps"])
+            record["video"] = path
+        atomic_write_text(
+            os.path.join(out_dir, f"episode_{seed}.json"),
+            json.dumps({"suite": job["suite_name"], "task": job["task"], **record}, indent=1),
+        )
+    return record
+
+
+def _serial_reason(policy: Any, env: Env | None, obs_transform: Any) -> str | None:
+    """Why :func:`evaluate` cannot hand episodes to worker processes, or None."""
+    import pickle
+
+    if env is not None:
+        return "an env object was passed in; workers build their own"
+    if obs_transform is not None:
+        return "obs_transform is given: it may count episodes in order (language instructions)"
+    try:
+        pickle.dumps(policy)
+    except Exception as exc:  # any pickling failure means: no copy for the workers
+        return f"the policy cannot be pickled for the workers: {type(exc).__name__}: {exc}"
+    return None
+
+
+# Per worker process: the env and the policy copy, built once by _init_worker.
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(
+    suite: Suite, policy: Any, job: dict[str, Any], cameras: Any, env_kwargs: dict, threads: int
+) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    env = suite.make_env(job["task"], cameras=cameras, max_steps=job["max_steps"], **env_kwargs)
+    _WORKER.update(env=env, policy=policy, job=job)
+
+
+def _worker_episode(seed: int, want_video: bool) -> dict[str, Any]:
+    return _episode(_WORKER["env"], _WORKER["policy"], seed, want_video, _WORKER["job"])
+
+
+def _evaluate_in_pool(
+    suite: Suite,
+    policy: Any,
+    seeds: Sequence[int],
+    n_video: int,
+    workers: int,
+    threads: int,
+    job: dict[str, Any],
+    cameras: Any,
+    env_kwargs: dict,
+    done: Callable[[dict[str, Any]], None],
+) -> None:
+    """Roll ``seeds`` out over ``workers`` fresh processes; ``done(record)`` as each ends.
+
+    ``spawn`` rather than ``fork``: the parent may hold an OpenGL context and OpenMP threads,
+    neither of which survives a fork. Episodes go out one at a time, so a worker that gets
+    short (successful) episodes simply takes more of them.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=mp.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(suite, policy, job, cameras, env_kwargs, threads),
+    ) as pool:
+        futures = [pool.submit(_worker_episode, s, i < n_video) for i, s in enumerate(seeds)]
+        try:
+            for fut in as_completed(futures):
+                done(fut.result())
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
 def evaluate(
     suite: Suite | str,
     task: str,
@@ -126,6 +229,8 @@ def evaluate(
     video_fps: int = 30,
     obs_transform: Callable[[dict], dict] | None = None,
     env: Env | None = None,
+    workers: int = 1,
+    worker_threads: int = 1,
     **env_kwargs: Any,
 ) -> dict[str, Any]:
     """Roll ``policy`` out ``num_episodes`` times in ``task``; return its success rate.
@@ -146,6 +251,13 @@ def evaluate(
         obs_transform: applied to each observation before the policy (e.g. add a language
             embedding).
         env: reuse an already built env of this task (its cameras / options are kept).
+        workers: roll out in this many processes at once (each builds its own env and gets a
+            copy of the policy; episodes are handed out one at a time). Every record is the
+            same as with ``workers=1``: a rollout depends only on its seed and the policy.
+            Falls back to one process, with a warning, when ``env`` or ``obs_transform`` is
+            given (they are tied to this process / count episodes in order) or when the policy
+            cannot be pickled.
+        worker_threads: torch threads per worker process.
         **env_kwargs: more arguments of ``suite.make_env`` (e.g. ``rgb=False``).
 
     Returns:
@@ -175,10 +287,14 @@ def evaluate(
         )
     n_video = len(seeds) if video is True else max(0, int(video or 0))
 
-    own_env = env is None
-    if own_env:
-        env = suite.make_env(task, cameras=cameras, max_steps=max_steps, **env_kwargs)
-    cam = video_camera or env.cameras[0].name
+    if int(workers) < 1:
+        raise ToolkitError(f"workers must be >= 1, got {workers}")
+    workers = min(int(workers), len(seeds))
+    if workers > 1:
+        why = _serial_reason(policy, env, obs_transform)
+        if why:
+            warnings.warn(f"evaluate: rolling out in one process ({why})", stacklevel=2)
+            workers = 1
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
 
@@ -188,39 +304,44 @@ def evaluate(
 
         bar = tqdm(total=len(seeds), desc=f"eval {suite.name}/{task}", unit="ep", leave=False)
     records: list[dict[str, Any]] = []
+
+    def done(record: dict[str, Any]) -> None:
+        records.append(record)
+        if bar is not None:
+            wins = sum(r["success"] for r in records)
+            bar.set_postfix(sr=f"{wins}/{len(records)}")
+            bar.update(1)
+
+    job = dict(
+        suite_name=suite.name,
+        task=task,
+        max_steps=max_steps,
+        stop_on_success=stop_on_success,
+        out_dir=out_dir,
+        video_fps=video_fps,
+        video_camera=video_camera,
+    )
     start = time.perf_counter()
     try:
-        for i, seed in enumerate(seeds):
-            want_video = i < n_video
-            record, frames = rollout_episode(
-                env,
-                policy,
-                seed,
-                max_steps,
-                stop_on_success=stop_on_success,
-                video_camera=cam if want_video else None,
-                obs_transform=obs_transform,
-            )
-            record["video"] = None
-            if out_dir is not None:
-                if want_video and frames:
-                    path = os.path.join(out_dir, f"episode_{seed}.mp4")
-                    _write_video(path, frames, video_fps)
-                    record["video"] = path
-                atomic_write_text(
-                    os.path.join(out_dir, f"episode_{seed}.json"),
-                    json.dumps({"suite": suite.name, "task": task, **record}, indent=1),
-                )
-            records.append(record)
-            if bar is not None:
-                wins = sum(r["success"] for r in records)
-                bar.set_postfix(sr=f"{wins}/{len(records)}")
-                bar.update(1)
+        if workers > 1:
+            _evaluate_in_pool(
+                suite, policy, seeds, n_video, workers, worker_threads, job, cameras,
+                env_kwargs, done,
+            )  # fmt: skip
+        else:
+            own_env = env is None
+            if own_env:
+                env = suite.make_env(task, cameras=cameras, max_steps=max_steps, **env_kwargs)
+            try:
+                for i, seed in enumerate(seeds):
+                    done(_episode(env, policy, seed, i < n_video, job, obs_transform))
+            finally:
+                if own_env:
+                    env.close()
     finally:
         if bar is not None:
             bar.close()
-        if own_env:
-            env.close()
+    records.sort(key=lambda r: r["seed"])
 
     successes = sum(r["success"] for r in records)
     result = {
