@@ -15,7 +15,8 @@ TINY = [
     "train_dataloader.batch_size=32",
     "train_cfg.max_epochs=2",
     "custom_hooks=[dict(type='RNGStateHook'),dict(type='FitNormalizationHook'),"
-    "dict(type='RolloutEvalHook',suite=dict(type='MetaWorldSuite'),interval=1,episodes=2,max_steps=30)]",
+    "dict(type='RolloutEvalHook',suite=dict(type='MetaWorldSuite'),interval=1,episodes=2,max_steps=30,"
+    "rollout_workers=2)]",  # one pool of 2 spawned workers for both evaluations
 ]
 
 
@@ -64,6 +65,21 @@ def test_train_eval_hook_then_offline_eval(reach_data, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["sr"]) == {"reach"} and summary["episodes"] == 2
+
+    # the same rollouts in 2 worker processes (`python -m toolkit` under spawn): same records
+    par = tmp_path / "offline_par"
+    proc = run_toolkit(
+        "eval", cfg, str(work / "best_sr.pth"), "--episodes", "2", "--max-steps", "30",
+        "--workers", "2", "--out", str(par), "--cfg-options", *TINY[:2],
+        "train_dataloader.dataset.tasks=['reach']",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    def records(folder):
+        eps = sorted((folder / "reach").glob("episode_*.json"))
+        return [{k: v for k, v in json.loads(p.read_text()).items() if k != "seconds"} for p in eps]
+
+    assert len(records(out)) == 2 and records(par) == records(out)
 
     # a checkpoint of another architecture is refused with both files named
     bad = run_toolkit("eval", cfg, str(work / "best_sr.pth"), "--episodes", "1", "--out", str(out))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -148,6 +149,29 @@ def test_workers_give_the_serial_records(suite, tmp_path):
     assert serial_pids == {str(os.getpid())}
     assert len(pooled_pids) == 6 and str(os.getpid()) not in pooled_pids
     assert 1 <= len(set(pooled_pids)) <= 2
+
+
+def test_pool_keeps_its_workers_and_takes_each_new_policy(suite, tmp_path):
+    """One RolloutPool over two evaluations with different policies (as RolloutEvalHook does
+    across checkpoints): each matches its serial run, and the same processes play both."""
+    from toolkit.engine.rollout import RolloutPool
+
+    strip = lambda res: [{k: v for k, v in r.items() if k != "seconds"} for r in res["episodes"]]  # noqa: E731
+    kw = dict(num_episodes=4, max_steps=200, progress=False, **STATE_ONLY)
+    with RolloutPool(2) as pool:
+        for scale in (1.0, 0.7):
+            log = str(tmp_path / f"pids{scale}.txt")
+            pooled = evaluate(
+                suite, "reach", DampedExpert(suite.expert("reach"), scale, log), pool=pool, **kw
+            )
+            serial = evaluate(
+                suite, "reach", DampedExpert(suite.expert("reach"), scale, os.devnull), **kw
+            )
+            assert strip(pooled) == strip(serial), scale
+    first = set((tmp_path / "pids1.0.txt").read_text().split())
+    second = set((tmp_path / "pids0.7.txt").read_text().split())
+    assert str(os.getpid()) not in first | second
+    assert len(first | second) <= 2  # the same (at most) two processes; a new pool: up to 4
 
 
 def test_workers_fall_back_to_one_process(suite):

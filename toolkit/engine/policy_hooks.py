@@ -72,11 +72,11 @@ class RolloutEvalHook(Hook):
         max_steps: step limit per rollout.
         video: write MP4s of the rollouts.
         rollout_threads: torch intra-op threads while rolling out (restored afterwards).
-        rollout_workers: roll each task's episodes out in this many processes at once (a
-            fresh pool per evaluation, a copy of the policy each; same records as 1). Pays off
-            when cores sit idle during evaluation, e.g. on a quiet machine; each evaluation
-            pays the workers' start-up (imports, env build: ~5 s idle, more under load).
-            Language-conditioned rollouts stay in one process.
+        rollout_workers: roll each task's episodes out in this many processes at once (one
+            :class:`~toolkit.engine.rollout.RolloutPool` for the whole run, started at the first
+            evaluation; a copy of the policy each; same records as 1). Pays off when cores sit
+            idle during evaluation (the training process waits meanwhile), not on a machine
+            already busy with other jobs. Language-conditioned rollouts stay in one process.
         env_kwargs: extra arguments of ``suite.make_env`` (e.g. ``cameras``).
         language: ``dict(backend=..., paraphrases=True, held_out=0)`` for language-conditioned
             policies: every observation gets ``obs["lang"]``, the feature of the instruction
@@ -121,6 +121,7 @@ class RolloutEvalHook(Hook):
                 f"RolloutEvalHook.rollout_workers must be >= 1, got {rollout_workers}"
             )
         self.rollout_workers = int(rollout_workers)
+        self._pool: Any = None
         self._suite = None
 
     def _language_table(self, runner: Any, model: Any, tasks: Sequence[str]) -> Any:
@@ -233,6 +234,20 @@ class RolloutEvalHook(Hook):
         record["seconds"] = round(time.time() - start, 1)
         return self._report(runner, record, epoch)
 
+    def _rollout_pool(self) -> Any:
+        if self.rollout_workers <= 1:
+            return None
+        if self._pool is None:
+            from toolkit.engine.rollout import RolloutPool
+
+            self._pool = RolloutPool(self.rollout_workers, self.rollout_threads)
+        return self._pool
+
+    def after_run(self, runner: Any) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
     def _env_kwargs(self, model: Any) -> dict:
         """The hook's env kwargs plus what the policy says it needs at rollout time (e.g. depth
         images for CLAMP tokens), so variants of one recipe share one hook config."""
@@ -259,8 +274,7 @@ class RolloutEvalHook(Hook):
                 video=self.video,
                 progress=False,
                 obs_transform=transform,
-                workers=self.rollout_workers if transform is None else 1,
-                worker_threads=self.rollout_threads,
+                pool=self._rollout_pool() if transform is None else None,
                 **self._env_kwargs(model),
             )
             if transform is not None:

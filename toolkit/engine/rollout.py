@@ -32,7 +32,7 @@ from toolkit.envs.base import Env, Suite
 from toolkit.utils.errors import ToolkitError
 from toolkit.utils.io import atomic_write_text
 
-__all__ = ["evaluate", "evaluate_tasks", "rollout_episode"]
+__all__ = ["RolloutPool", "evaluate", "evaluate_tasks", "rollout_episode"]
 
 
 def _check_policy(policy: Any) -> None:
@@ -158,59 +158,128 @@ def _serial_reason(policy: Any, env: Env | None, obs_transform: Any) -> str | No
     return None
 
 
-# Per worker process: the env and the policy copy, built once by _init_worker.
-_WORKER: dict[str, Any] = {}
+# Per worker process of a RolloutPool: its envs (by task and options) and the latest policy.
+_WORKER: dict[str, Any] = {"envs": {}, "token": None, "policy": None}
 
 
-def _init_worker(
-    suite: Suite, policy: Any, job: dict[str, Any], cameras: Any, env_kwargs: dict, threads: int
-) -> None:
+def _init_pool_worker(threads: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
-    env = suite.make_env(job["task"], cameras=cameras, max_steps=job["max_steps"], **env_kwargs)
-    _WORKER.update(env=env, policy=policy, job=job)
 
 
-def _worker_episode(seed: int, want_video: bool) -> dict[str, Any]:
-    return _episode(_WORKER["env"], _WORKER["policy"], seed, want_video, _WORKER["job"])
-
-
-def _evaluate_in_pool(
+def _pool_episode(
+    token: str,
+    policy_path: str,
     suite: Suite,
-    policy: Any,
-    seeds: Sequence[int],
-    n_video: int,
-    workers: int,
-    threads: int,
-    job: dict[str, Any],
+    env_key: str,
     cameras: Any,
     env_kwargs: dict,
-    done: Callable[[dict[str, Any]], None],
-) -> None:
-    """Roll ``seeds`` out over ``workers`` fresh processes; ``done(record)`` as each ends.
+    seed: int,
+    want_video: bool,
+    job: dict[str, Any],
+) -> dict[str, Any]:
+    import pickle
 
+    if _WORKER["token"] != token:  # a new policy (new checkpoint): load it once
+        with open(policy_path, "rb") as f:
+            _WORKER["policy"] = pickle.load(f)
+        _WORKER["token"] = token
+    envs = _WORKER["envs"]
+    if env_key not in envs:
+        envs[env_key] = suite.make_env(
+            job["task"], cameras=cameras, max_steps=job["max_steps"], **env_kwargs
+        )
+    return _episode(envs[env_key], _WORKER["policy"], seed, want_video, job)
+
+
+class RolloutPool:
+    """``workers`` spawned processes that play :func:`evaluate`'s episodes.
+
+    Each worker keeps the envs it has built (per task and options) and the latest policy, so
+    the start-up (imports, env build) is paid once per pool, not per evaluation: keep one pool
+    for a whole training run (``RolloutEvalHook`` does) and ``close()`` it at the end.
     ``spawn`` rather than ``fork``: the parent may hold an OpenGL context and OpenMP threads,
-    neither of which survives a fork. Episodes go out one at a time, so a worker that gets
-    short (successful) episodes simply takes more of them.
-    """
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    neither of which survives a fork. The policy travels once per evaluation through a
+    temporary pickle file (a large encoder would be costly to send with every episode).
 
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=mp.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(suite, policy, job, cameras, env_kwargs, threads),
-    ) as pool:
-        futures = [pool.submit(_worker_episode, s, i < n_video) for i, s in enumerate(seeds)]
+    Args:
+        workers: processes (>= 1).
+        threads: torch intra-op threads per process. Default 1.
+    """
+
+    def __init__(self, workers: int, threads: int = 1) -> None:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        if int(workers) < 1:
+            raise ToolkitError(f"workers must be >= 1, got {workers}")
+        self.workers = int(workers)
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_init_pool_worker,
+            initargs=(threads,),
+        )
+        self._calls = 0
+
+    def run(
+        self,
+        suite: Suite,
+        policy: Any,
+        seeds: Sequence[int],
+        n_video: int,
+        job: dict[str, Any],
+        cameras: Any,
+        env_kwargs: dict,
+        done: Callable[[dict[str, Any]], None],
+    ) -> None:
+        """Play ``seeds`` (episodes handed out one at a time); ``done(record)`` as each ends."""
+        import pickle
+        import tempfile
+        import uuid
+        from concurrent.futures import as_completed
+
+        self._calls += 1
+        token = f"{os.getpid()}-{uuid.uuid4().hex}"
+        env_key = repr((job["task"], cameras, job["max_steps"], sorted(env_kwargs.items())))
+        fd, path = tempfile.mkstemp(prefix="toolkit-policy-", suffix=".pkl")
         try:
-            for fut in as_completed(futures):
-                done(fut.result())
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(policy, f)
+            futures = [
+                self._pool.submit(
+                    _pool_episode,
+                    token,
+                    path,
+                    suite,
+                    env_key,
+                    cameras,
+                    env_kwargs,
+                    s,
+                    i < n_video,
+                    job,
+                )  # fmt: skip
+                for i, s in enumerate(seeds)
+            ]
+            try:
+                for fut in as_completed(futures):
+                    done(fut.result())
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+        finally:
+            os.remove(path)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> RolloutPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def evaluate(
@@ -231,6 +300,7 @@ def evaluate(
     env: Env | None = None,
     workers: int = 1,
     worker_threads: int = 1,
+    pool: RolloutPool | None = None,
     **env_kwargs: Any,
 ) -> dict[str, Any]:
     """Roll ``policy`` out ``num_episodes`` times in ``task``; return its success rate.
@@ -258,6 +328,8 @@ def evaluate(
             given (they are tied to this process / count episodes in order) or when the policy
             cannot be pickled.
         worker_threads: torch threads per worker process.
+        pool: play the episodes in this :class:`RolloutPool` (kept across calls, so its
+            workers start once); overrides ``workers``.
         **env_kwargs: more arguments of ``suite.make_env`` (e.g. ``rgb=False``).
 
     Returns:
@@ -289,12 +361,12 @@ def evaluate(
 
     if int(workers) < 1:
         raise ToolkitError(f"workers must be >= 1, got {workers}")
-    workers = min(int(workers), len(seeds))
+    workers = pool.workers if pool is not None else min(int(workers), len(seeds))
     if workers > 1:
         why = _serial_reason(policy, env, obs_transform)
         if why:
             warnings.warn(f"evaluate: rolling out in one process ({why})", stacklevel=2)
-            workers = 1
+            workers, pool = 1, None
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
 
@@ -324,10 +396,11 @@ def evaluate(
     start = time.perf_counter()
     try:
         if workers > 1:
-            _evaluate_in_pool(
-                suite, policy, seeds, n_video, workers, worker_threads, job, cameras,
-                env_kwargs, done,
-            )  # fmt: skip
+            if pool is not None:
+                pool.run(suite, policy, seeds, n_video, job, cameras, env_kwargs, done)
+            else:
+                with RolloutPool(workers, worker_threads) as own_pool:
+                    own_pool.run(suite, policy, seeds, n_video, job, cameras, env_kwargs, done)
         else:
             own_env = env is None
             if own_env:
