@@ -102,7 +102,7 @@ def main(args: argparse.Namespace) -> int:
 
     from toolkit.engine.checkpoint import load_checkpoint_file
     from toolkit.engine.policy_hooks import write_instructions
-    from toolkit.engine.rollout import evaluate
+    from toolkit.engine.rollout import RolloutPool, evaluate
     from toolkit.engine.runner import load_config, parse_cfg_options
     from toolkit.registry import MODELS, SUITES
     from toolkit.utils.errors import ConfigError
@@ -154,26 +154,31 @@ def main(args: argparse.Namespace) -> int:
     summary = {"config": args.config, "checkpoint": args.checkpoint, "episodes": episodes, "sr": {}}
     if table is not None:
         summary["language"] = table.meta
-    for task in tasks:
-        transform = table.obs_transform(task, suite.eval_seed_offset) if table else None
-        res = evaluate(
-            suite,
-            task,
-            model,
-            num_episodes=episodes,
-            max_steps=max_steps,
-            out_dir=os.path.join(out, task),
-            video=args.video,
-            progress=True,
-            obs_transform=transform,
-            workers=args.workers if transform is None else 1,
-            worker_threads=args.threads,
-            **env_kwargs,
-        )
-        if transform is not None:
-            write_instructions(os.path.join(out, task, "instructions.json"), transform.used)
-        summary["sr"][task] = float(res["success_rate"])
-        print(f"{task:>20s}: {100 * res['success_rate']:5.1f}% ({episodes} episodes)")
+    # one pool for every task: its workers start once (and keep their envs)
+    pool = RolloutPool(args.workers, args.threads) if args.workers > 1 else None
+    try:
+        for task in tasks:
+            transform = table.obs_transform(task, suite.eval_seed_offset) if table else None
+            res = evaluate(
+                suite,
+                task,
+                model,
+                num_episodes=episodes,
+                max_steps=max_steps,
+                out_dir=os.path.join(out, task),
+                video=args.video,
+                progress=True,
+                obs_transform=transform,
+                pool=pool if transform is None else None,
+                **env_kwargs,
+            )
+            if transform is not None:
+                write_instructions(os.path.join(out, task, "instructions.json"), transform.used)
+            summary["sr"][task] = float(res["success_rate"])
+            print(f"{task:>20s}: {100 * res['success_rate']:5.1f}% ({episodes} episodes)")
+    finally:
+        if pool is not None:
+            pool.close()
     summary["sr_mean"] = sum(summary["sr"].values()) / len(summary["sr"])
     print(f"{'mean':>20s}: {100 * summary['sr_mean']:5.1f}%   results in {out}")
     atomic_write_text(os.path.join(out, "summary.json"), json.dumps(summary, indent=1))
