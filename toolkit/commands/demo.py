@@ -43,6 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-interval", type=int, default=5)
     p.add_argument("--workers", type=int, default=2, help="data-generation processes")
     p.add_argument(
+        "--rollout-workers",
+        type=int,
+        default=1,
+        help="processes per closed-loop evaluation (2 on an otherwise idle 2-core machine)",
+    )
+    p.add_argument(
         "--encoders",
         nargs="+",
         default=list(DEMO_ENCODERS),
@@ -152,6 +158,7 @@ def main(args: argparse.Namespace) -> int:
         cfg_options=[],
         collect_only=False,
         tune_malloc=True,  # same results, 15-35% faster CPU steps (docs/performance.md)
+        rollout_workers=args.rollout_workers,
         title=f"toolkit demo: MetaWorld SR (%), {args.episodes - n_val} demos/task, "
         f"{args.epochs} epochs, {args.eval_episodes} rollouts",
     )
