@@ -32,7 +32,7 @@ ENCODERS: dict[str, str] = {
     # CPU-sized variants (same protocol, narrower encoders)
     "clar-tiny": "recipes/clar/bc_clar-pointmae-tiny_1xb16_150e_metaworld.py",
     "pointnet-256": "baselines/bc_pointnet-256_1xb16_150e_metaworld.py",
-    "pointnet2-small": "baselines/bc_pointnet2-small_1xb16_150e_metaworld.py",
+    "pointnet2-tiny": "baselines/bc_pointnet2-tiny_1xb16_150e_metaworld.py",
     "pointmae-tiny": "recipes/clar/bc_pointmae-tiny-scratch_1xb16_150e_metaworld.py",
 }
 

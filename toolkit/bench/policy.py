@@ -32,12 +32,12 @@ ENCODERS: dict[str, dict[str, Any]] = {
     "pointnet": dict(type="PointNet"),  # Lift3D's PointNet size: 64-128-1024
     "pointnet-256": dict(type="PointNet", mlp_dims=(64, 128, 256)),  # the CPU demo's
     "pointnet2": dict(type="PointNet2"),
-    # CPU size (baselines/bc_pointnet2-small_1xb16_150e_metaworld.py): half the centers and
-    # neighbours, half the widths
-    "pointnet2-small": dict(
+    # CPU size (baselines/bc_pointnet2-tiny_1xb16_150e_metaworld.py): 128 x 16 + 32 x 16
+    # neighbourhoods, half the widths
+    "pointnet2-tiny": dict(
         type="PointNet2",
-        num_centers=(256, 64),
-        num_samples=(16, 32),
+        num_centers=(128, 32),
+        num_samples=(16, 16),
         mlp_dims=((32, 32, 64), (64, 64, 128)),
         global_mlp_dims=(128, 256, 512),
     ),
