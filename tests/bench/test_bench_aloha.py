@@ -68,7 +68,7 @@ def test_concurrent_benches_train_a_shared_prerequisite_once(tmp_path, monkeypat
 
     calls = []
 
-    def fake_train(config, work_dir, overrides, seed=0, threads=None):
+    def fake_train(config, work_dir, overrides, seed=0, threads=None, tune_malloc=False):
         calls.append((config, list(overrides)))
         time.sleep(0.5)  # the other caller arrives while this one holds the lock
         os.makedirs(work_dir, exist_ok=True)
