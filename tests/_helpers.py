@@ -58,3 +58,26 @@ def generate_metaworld(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return out
+
+
+# Lives here, not in a test module: with --import-mode=importlib a test module is named
+# tests.engine.test_x, which a spawned rollout worker (sys.path has tests/, not the repo root)
+# cannot import when it unpickles the policy.
+class DampedExpert:
+    """The scripted expert at a fraction of its action (so episode lengths vary with the seed);
+    logs the pid of the process that plays each episode."""
+
+    def __init__(self, expert, scale: float, pid_log: str):
+        self.expert, self.scale, self.pid_log = expert, scale, pid_log
+
+    def reset(self):
+        import os
+
+        self.expert.reset()
+        with open(self.pid_log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    def select_action(self, obs):
+        import numpy as np
+
+        return self.scale * np.asarray(self.expert.select_action(obs))

@@ -10,6 +10,8 @@ import pytest
 
 pytest.importorskip("metaworld")
 
+from _helpers import DampedExpert  # noqa: E402  (importable in spawned workers, unlike tests.*)
+
 from toolkit.engine.rollout import evaluate, evaluate_tasks  # noqa: E402
 from toolkit.envs import UnknownTaskError, get_suite  # noqa: E402
 from toolkit.envs.metaworld import seeds as S  # noqa: E402
@@ -96,24 +98,6 @@ def test_same_seeds_same_outcome(suite):
     assert strip(a) == strip(b)
 
 
-class DampedExpert:
-    """The scripted expert at a fraction of its action (so episode lengths vary with the seed);
-    logs the pid of the process that plays each episode."""
-
-    def __init__(self, expert, scale: float, pid_log: str):
-        self.expert, self.scale, self.pid_log = expert, scale, pid_log
-
-    def reset(self):
-        import os
-
-        self.expert.reset()
-        with open(self.pid_log, "a") as f:
-            f.write(f"{os.getpid()}\n")
-
-    def select_action(self, obs):
-        return self.scale * np.asarray(self.expert.select_action(obs))
-
-
 def test_workers_give_the_serial_records(suite, tmp_path):
     """Episodes rolled out in 2 spawned processes: the same records, files and seeds as in one
     process, and the episodes really ran elsewhere."""
@@ -186,6 +170,28 @@ def test_workers_fall_back_to_one_process(suite):
         evaluate(suite, "reach", ZeroPolicy(), obs_transform=lambda o: o, **kw)
     with pytest.raises(ToolkitError, match="workers must be >= 1, got 0"):
         evaluate(suite, "reach", ZeroPolicy(), **{**kw, "workers": 0})
+
+
+def test_worker_that_cannot_import_the_policy_class_says_so(suite, tmp_path, monkeypatch):
+    """A policy whose class pickles here but is not importable in a spawned worker (its module
+    was on sys.path only in the parent): a clear error naming the way out, not a bare
+    ModuleNotFoundError from deep in the pool."""
+    import importlib
+    import sys
+
+    (tmp_path / "parent_only_policy.py").write_text(
+        "import numpy as np\n"
+        "class Zero:\n"
+        "    def reset(self):\n        pass\n"
+        "    def select_action(self, obs):\n        return np.zeros(4)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    policy = importlib.import_module("parent_only_policy").Zero()
+    sys.path.remove(str(tmp_path))  # the workers spawn with the parent's sys.path, now without it
+    kw = dict(num_episodes=2, max_steps=3, progress=False, workers=2, **STATE_ONLY)
+    with pytest.raises(ToolkitError, match="cannot load the policy.*parent_only_policy.*workers=1"):
+        evaluate(suite, "reach", policy, **kw)
+    sys.modules.pop("parent_only_policy", None)
 
 
 def test_video(suite, tmp_path):

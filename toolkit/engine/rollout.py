@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -182,8 +183,17 @@ def _pool_episode(
     import pickle
 
     if _WORKER["token"] != token:  # a new policy (new checkpoint): load it once
-        with open(policy_path, "rb") as f:
-            _WORKER["policy"] = pickle.load(f)
+        try:
+            with open(policy_path, "rb") as f:
+                _WORKER["policy"] = pickle.load(f)
+        except (ModuleNotFoundError, AttributeError) as e:
+            # The policy pickled in the parent, but its class is not importable here: it was
+            # defined in a module the spawned process cannot import by that name.
+            raise ToolkitError(
+                f"rollout worker {os.getpid()} cannot load the policy ({e}): its class must be "
+                f"importable by its module name from a spawned process (sys.path={sys.path[:4]}...); "
+                "define it in an importable module or evaluate with workers=1"
+            ) from None
         _WORKER["token"] = token
     envs = _WORKER["envs"]
     if env_key not in envs:
