@@ -32,6 +32,10 @@ def test_multitask_bench_trains_one_policy_and_reports_every_task(two_tasks, tmp
     assert rec["tasks"] == ["reach", "button-press"]
     assert set(rec["best_sr"]) == {"reach", "button-press"}
     assert not (out / "runs" / "pn" / "reach").exists()  # one policy, not one per task
+    assert rec["segments"] == 1 and rec["train_time_s"] > 0 and rec["eval_time_s"] > 0
+    assert rec["protocol_time_s"] == pytest.approx(
+        rec["train_time_s"] + rec["eval_time_s"], abs=0.2
+    )
     table = (out / "table.md").read_text()
     row = next(line for line in table.splitlines() if line.startswith("| pn "))
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -39,3 +43,23 @@ def test_multitask_bench_trains_one_policy_and_reports_every_task(two_tasks, tmp
     assert "PARTIAL" not in table
     again = run_toolkit(*args, timeout=300)
     assert again.returncode == 0 and "done, skipped" in again.stdout
+
+
+def test_run_time_counts_each_iteration_once_across_resumes(tmp_path):
+    """Two starts of one run (the second resumed at iteration 100 and redid 100-150): each
+    iteration's logged time counts once, the later start's wins, a line cut by a kill is skipped,
+    and evaluation records are not training time."""
+    from toolkit.bench.metaworld import run_time
+
+    def write(stamp: str, lines: list[str]) -> None:
+        d = tmp_path / stamp / "vis_data"
+        d.mkdir(parents=True)
+        (d / "scalars.json").write_text("\n".join(lines) + "\n")
+
+    rec = lambda it, t: json.dumps({"lr": 1e-3, "loss": 0.1, "time": t, "iter": it})  # noqa: E731
+    write("20260101_000000", [rec(50, 0.2), rec(100, 0.2), rec(150, 9.9), '{"lr": 0.001, "ti'])
+    write("20260101_010000", [rec(150, 0.1), rec(200, 0.1), json.dumps({"time": 5.0, "iter": 1})])
+    out = run_time(str(tmp_path), [{"seconds": 30.0}, {"seconds": 12.5}])
+    assert out["train_time_s"] == pytest.approx(50 * 0.2 + 50 * 0.2 + 50 * 0.1 + 50 * 0.1)
+    assert out["eval_time_s"] == 42.5 and out["segments"] == 2
+    assert out["protocol_time_s"] == pytest.approx(30.0 + 42.5)

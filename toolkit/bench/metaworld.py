@@ -10,6 +10,7 @@ cells are missing. Outputs: ``<out>/table.md``, ``<out>/table.csv``, ``<out>/sr_
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -182,6 +183,7 @@ def run_one(
     with open(os.path.join(run_dir, "eval", "history.json")) as f:
         history = json.load(f)
     best = max(history, key=lambda h: h["sr_mean"])
+    timing = run_time(run_dir, history)
     if not isinstance(task, str):
         return {
             "config": config,
@@ -192,6 +194,7 @@ def run_one(
             "final_sr": {t: history[-1]["sr"][t] for t in tasks},
             "history": history,
             "wall_time_s": round(time.time() - start, 1),
+            **timing,
         }
     return {
         "config": config,
@@ -202,6 +205,42 @@ def run_one(
         "final_sr": history[-1]["sr"][task],
         "history": history,
         "wall_time_s": round(time.time() - start, 1),
+        **timing,
+    }
+
+
+def run_time(run_dir: str, history: Sequence[dict]) -> dict[str, Any]:
+    """The protocol's cost of a run, also when it was interrupted and resumed.
+
+    ``wall_time_s`` only covers the last invocation. This sums, over every Runner log under
+    ``run_dir`` (one ``<timestamp>/vis_data/scalars.json`` per start), the logged step time
+    times the iterations it covers (an iteration redone after a resume counts once), plus the
+    evaluations' own timings from ``history``. Checkpoint saving and start-up are not counted.
+
+    Returns:
+        ``{"train_time_s", "eval_time_s", "protocol_time_s", "segments"}``.
+    """
+    per_iter: dict[int, float] = {}
+    logs = sorted(glob.glob(os.path.join(run_dir, "*", "vis_data", "scalars.json")))
+    for path in logs:  # later starts overwrite the iterations they redid
+        with open(path) as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a line cut off by a kill
+                    continue
+                if "time" in rec and "iter" in rec and "lr" in rec:  # training records only
+                    per_iter[int(rec["iter"])] = float(rec["time"])
+    train, prev = 0.0, 0
+    for it in sorted(per_iter):
+        train += per_iter[it] * (it - prev)  # the logged time is a mean over the interval
+        prev = it
+    evals = float(sum(h.get("seconds", 0.0) for h in history))
+    return {
+        "train_time_s": round(train, 1),
+        "eval_time_s": round(evals, 1),
+        "protocol_time_s": round(train + evals, 1),
+        "segments": len(logs),
     }
 
 
@@ -327,7 +366,8 @@ def run(args: argparse.Namespace) -> int:
                 else ", ".join(f"{t} {100 * v:.0f}%" for t, v in best.items())
             )
             print(
-                f"    best SR {shown} (epoch {res['best_epoch']}), {res['wall_time_s']:.0f}s",
+                f"    best SR {shown} (epoch {res['best_epoch']}), {res['wall_time_s']:.0f}s wall"
+                f" (protocol {res['protocol_time_s']:.0f}s over {res['segments']} start(s))",
                 flush=True,
             )
     results = collect(args.out, list(encoders), tasks, args.seeds, multitask)
