@@ -144,19 +144,26 @@ def _episode(
     return record
 
 
-def _serial_reason(policy: Any, env: Env | None, obs_transform: Any) -> str | None:
-    """Why :func:`evaluate` cannot hand episodes to worker processes, or None."""
+def _pickle_for_workers(
+    policy: Any, env: Env | None, obs_transform: Any
+) -> tuple[bytes | None, str]:
+    """The policy pickled for :class:`RolloutPool` workers, or ``(None, why not)``.
+
+    The bytes are what the pool ships, so the picklability check and the copy are one pass
+    over a possibly large encoder."""
     import pickle
 
     if env is not None:
-        return "an env object was passed in; workers build their own"
+        return None, "an env object was passed in; workers build their own"
     if obs_transform is not None:
-        return "obs_transform is given: it may count episodes in order (language instructions)"
+        return (
+            None,
+            "obs_transform is given: it may count episodes in order (language instructions)",
+        )
     try:
-        pickle.dumps(policy)
+        return pickle.dumps(policy), ""
     except Exception as exc:  # any pickling failure means: no copy for the workers
-        return f"the policy cannot be pickled for the workers: {type(exc).__name__}: {exc}"
-    return None
+        return None, f"the policy cannot be pickled for the workers: {type(exc).__name__}: {exc}"
 
 
 # Per worker process of a RolloutPool: its envs (by task and options) and the latest policy.
@@ -231,12 +238,11 @@ class RolloutPool:
             initializer=_init_pool_worker,
             initargs=(threads,),
         )
-        self._calls = 0
 
     def run(
         self,
         suite: Suite,
-        policy: Any,
+        policy_blob: bytes,
         seeds: Sequence[int],
         n_video: int,
         job: dict[str, Any],
@@ -244,19 +250,18 @@ class RolloutPool:
         env_kwargs: dict,
         done: Callable[[dict[str, Any]], None],
     ) -> None:
-        """Play ``seeds`` (episodes handed out one at a time); ``done(record)`` as each ends."""
-        import pickle
+        """Play ``seeds`` (episodes handed out one at a time); ``done(record)`` as each ends.
+        ``policy_blob``: the pickled policy (see :func:`_pickle_for_workers`)."""
         import tempfile
         import uuid
         from concurrent.futures import as_completed
 
-        self._calls += 1
         token = f"{os.getpid()}-{uuid.uuid4().hex}"
         env_key = repr((job["task"], cameras, job["max_steps"], sorted(env_kwargs.items())))
         fd, path = tempfile.mkstemp(prefix="toolkit-policy-", suffix=".pkl")
         try:
             with os.fdopen(fd, "wb") as f:
-                pickle.dump(policy, f)
+                f.write(policy_blob)
             futures = [
                 self._pool.submit(
                     _pool_episode,
@@ -372,9 +377,10 @@ def evaluate(
     if int(workers) < 1:
         raise ToolkitError(f"workers must be >= 1, got {workers}")
     workers = pool.workers if pool is not None else min(int(workers), len(seeds))
+    blob = None
     if workers > 1:
-        why = _serial_reason(policy, env, obs_transform)
-        if why:
+        blob, why = _pickle_for_workers(policy, env, obs_transform)
+        if blob is None:
             warnings.warn(f"evaluate: rolling out in one process ({why})", stacklevel=2)
             workers, pool = 1, None
     if out_dir is not None:
@@ -407,10 +413,10 @@ def evaluate(
     try:
         if workers > 1:
             if pool is not None:
-                pool.run(suite, policy, seeds, n_video, job, cameras, env_kwargs, done)
+                pool.run(suite, blob, seeds, n_video, job, cameras, env_kwargs, done)
             else:
                 with RolloutPool(workers, worker_threads) as own_pool:
-                    own_pool.run(suite, policy, seeds, n_video, job, cameras, env_kwargs, done)
+                    own_pool.run(suite, blob, seeds, n_video, job, cameras, env_kwargs, done)
         else:
             own_env = env is None
             if own_env:
