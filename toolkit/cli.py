@@ -14,9 +14,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+
+# OpenMP threads that finish a parallel region spin (GNU OpenMP's default ACTIVE policy) until
+# the next one. With one core taken by anything else (a second run, a rollout worker, the
+# simulator), every region then waits for a descheduled thread: measured here, a 2-thread CLAR
+# pretraining step went from 0.6 s to 6.7 s with one core busy, and back to 0.6-0.7 s with
+# PASSIVE (docs/performance.md). Must be set before torch (libgomp) is first loaded; spawned
+# rollout workers and `python -m toolkit` subprocesses inherit it. OMP_WAIT_POLICY=ACTIVE
+# restores spinning.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import toolkit.commands as _commands_pkg
 from toolkit.utils.errors import ToolkitError

@@ -63,3 +63,68 @@ def test_run_time_counts_each_iteration_once_across_resumes(tmp_path):
     assert out["train_time_s"] == pytest.approx(50 * 0.2 + 50 * 0.2 + 50 * 0.1 + 50 * 0.1)
     assert out["eval_time_s"] == 42.5 and out["segments"] == 2
     assert out["protocol_time_s"] == pytest.approx(30.0 + 42.5)
+
+
+def _job_args(tmp_path, jobs, threads=None):
+    import argparse
+
+    return argparse.Namespace(out=str(tmp_path), jobs=jobs, threads=threads)
+
+
+def _fake_result(task):
+    return {"best_sr": 0.5, "best_epoch": 1, "wall_time_s": 0.0, "protocol_time_s": 0.0,
+            "segments": 1, "task": task}  # fmt: skip
+
+
+def test_jobs_train_runs_concurrently_with_a_share_of_the_cores_each(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    from toolkit.bench import metaworld as bench
+
+    barrier = threading.Barrier(2, timeout=20)  # breaks (and the test fails) unless 2 run at once
+    seen = []
+
+    def fake_run_one(config, task, seed, run_dir, args):
+        seen.append((task, args.threads))
+        barrier.wait()
+        return _fake_result(task)
+
+    monkeypatch.setattr(bench, "run_one", fake_run_one)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    jobs = [("enc", "cfg.py", t, 0) for t in ("reach", "button-press", "hammer", "drawer-open")]
+    bench._run_jobs(jobs, _job_args(tmp_path, jobs=2), multitask=False)
+    assert sorted(t for t, _ in seen) == sorted(j[2] for j in jobs)
+    assert {th for _, th in seen} == {2}  # 4 cores // 2 jobs
+    for _, _, t, _ in jobs:
+        rec = json.loads((tmp_path / "runs" / "enc" / t / "seed0" / "result.json").read_text())
+        assert rec["task"] == t
+    # explicit --threads wins; a rerun skips every finished run
+    seen.clear()
+    jobs.append(("enc", "cfg.py", "window-open", 0))
+    monkeypatch.setattr(
+        bench, "run_one", lambda c, t, s, d, a: seen.append((t, a.threads)) or _fake_result(t)
+    )
+    bench._run_jobs(jobs, _job_args(tmp_path, jobs=2, threads=1), multitask=False)
+    assert seen == [("window-open", 1)]
+
+
+def test_jobs_a_failed_run_does_not_stop_the_others_and_is_reported(tmp_path, monkeypatch):
+    from toolkit.bench import metaworld as bench
+
+    def fake_run_one(config, task, seed, run_dir, args):
+        if task == "hammer":
+            raise RuntimeError("training failed (exit 1); see train.log")
+        return _fake_result(task)
+
+    monkeypatch.setattr(bench, "run_one", fake_run_one)
+    jobs = [("enc", "cfg.py", t, 0) for t in ("hammer", "reach", "button-press")]
+    with pytest.raises(RuntimeError, match=r"1 of 3 run\(s\) failed:\n.*hammer.*exit 1"):
+        bench._run_jobs(jobs, _job_args(tmp_path, jobs=2), multitask=False)
+    assert (tmp_path / "runs" / "enc" / "reach" / "seed0" / "result.json").is_file()
+    assert (tmp_path / "runs" / "enc" / "button-press" / "seed0" / "result.json").is_file()
+    assert not (tmp_path / "runs" / "enc" / "hammer" / "seed0" / "result.json").exists()
+    from toolkit.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--jobs must be >= 1, got 0"):
+        bench._run_jobs(jobs, _job_args(tmp_path, jobs=0), multitask=False)

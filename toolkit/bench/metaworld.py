@@ -68,7 +68,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--collect-only", action="store_true", help="only build the table")
     p.add_argument(
-        "--threads", type=int, default=None, help="torch threads per training run (1 when sharing)"
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per training run (default: torch's, or cores // --jobs with --jobs)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs trained at the same time (each a process; on a 2-core machine, --jobs 2 "
+        "keeps both cores busy while one run evaluates in closed loop)",
     )
     p.add_argument(
         "--tune-malloc",
@@ -333,6 +343,78 @@ def build_table(
     return "\n".join(md) + "\n", "\n".join(csv) + "\n"
 
 
+def _run_jobs(jobs: list[tuple], args: argparse.Namespace, multitask: bool) -> None:
+    """Train every unfinished run, ``args.jobs`` at a time; one result file per finished run.
+
+    Runs are subprocesses, so threads are enough to drive them. With ``--jobs N`` and no
+    ``--threads``, each run gets ``cores // N`` torch threads: N runs with all cores' threads
+    each would contend for the cores at every parallel region.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    from toolkit.utils.io import atomic_write_text
+
+    n_jobs = int(getattr(args, "jobs", None) if getattr(args, "jobs", None) is not None else 1)
+    if n_jobs < 1:
+        from toolkit.utils.errors import ConfigError
+
+        raise ConfigError(f"toolkit bench metaworld: --jobs must be >= 1, got {n_jobs}")
+    if n_jobs > 1 and not getattr(args, "threads", None):
+        args = argparse.Namespace(
+            **{**vars(args), "threads": max(1, (os.cpu_count() or 1) // n_jobs)}
+        )
+    total = len(jobs)
+    todo = []
+    for done, (enc, config, task, seed) in enumerate(jobs, 1):
+        label = "multitask" if multitask else task
+        run_dir = os.path.join(args.out, "runs", enc, label, f"seed{seed}")
+        if os.path.isfile(os.path.join(run_dir, "result.json")):
+            print(f"[{done}/{total}] {enc} / {label} / seed {seed}: done, skipped")
+        else:
+            todo.append(
+                (f"[{done}/{total}] {enc} / {label} / seed {seed}", config, task, seed, run_dir)
+            )
+
+    def report(name: str, res: dict) -> None:
+        best = res["best_sr"]
+        shown = (
+            f"{100 * best:.0f}%"
+            if not isinstance(best, dict)
+            else ", ".join(f"{t} {100 * v:.0f}%" for t, v in best.items())
+        )
+        print(
+            f"{name}: best SR {shown} (epoch {res['best_epoch']}), {res['wall_time_s']:.0f}s wall"
+            f" (protocol {res['protocol_time_s']:.0f}s over {res['segments']} start(s))",
+            flush=True,
+        )
+
+    def one(name: str, config: str, task: Any, seed: int, run_dir: str) -> dict:
+        print(f"{name}: training ...", flush=True)
+        res = run_one(config, task, seed, run_dir, args)
+        # written as soon as the run ends, so a later failure elsewhere loses nothing
+        atomic_write_text(os.path.join(run_dir, "result.json"), json.dumps(res, indent=1))
+        return res
+
+    if n_jobs == 1:
+        for item in todo:
+            report(item[0], one(*item))
+        return
+    errors: list[str] = []
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        pending = {pool.submit(one, *item): item[0] for item in todo}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                name = pending.pop(fut)
+                try:
+                    report(name, fut.result())
+                except Exception as exc:  # the other runs go on; all failures are raised below
+                    print(f"{name}: FAILED: {exc}", flush=True)
+                    errors.append(f"{name}: {exc}")
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {len(todo)} run(s) failed:\n" + "\n".join(errors))
+
+
 def run(args: argparse.Namespace) -> int:
     from toolkit.engine.plots import plot_sr_curves
     from toolkit.envs.metaworld.tasks import expand_tasks
@@ -347,29 +429,8 @@ def run(args: argparse.Namespace) -> int:
         for task in (["multitask"] if multitask else tasks)
         for seed in args.seeds
     ]
-    total = len(jobs)
     if not args.collect_only:
-        for done, (enc, config, task, seed) in enumerate(jobs, 1):
-            label = "multitask" if multitask else task
-            run_dir = os.path.join(args.out, "runs", enc, label, f"seed{seed}")
-            result_path = os.path.join(run_dir, "result.json")
-            if os.path.isfile(result_path):
-                print(f"[{done}/{total}] {enc} / {label} / seed {seed}: done, skipped")
-                continue
-            print(f"[{done}/{total}] {enc} / {label} / seed {seed}: training ...", flush=True)
-            res = run_one(config, task, seed, run_dir, args)
-            atomic_write_text(result_path, json.dumps(res, indent=1))
-            best = res["best_sr"]
-            shown = (
-                f"{100 * best:.0f}%"
-                if not isinstance(best, dict)
-                else ", ".join(f"{t} {100 * v:.0f}%" for t, v in best.items())
-            )
-            print(
-                f"    best SR {shown} (epoch {res['best_epoch']}), {res['wall_time_s']:.0f}s wall"
-                f" (protocol {res['protocol_time_s']:.0f}s over {res['segments']} start(s))",
-                flush=True,
-            )
+        _run_jobs(jobs, args, multitask)
     results = collect(args.out, list(encoders), tasks, args.seeds, multitask)
     md, csv = build_table(results, list(encoders), tasks, args.seeds, args.title)
     atomic_write_text(os.path.join(args.out, "table.md"), md)

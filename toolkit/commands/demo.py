@@ -43,10 +43,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-interval", type=int, default=5)
     p.add_argument("--workers", type=int, default=2, help="data-generation processes")
     p.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="policy runs trained at the same time, with cores // jobs torch threads each: "
+        "while one run evaluates in closed loop (one core), the other trains",
+    )
+    p.add_argument(
         "--rollout-workers",
         type=int,
         default=1,
-        help="processes per closed-loop evaluation (2 on an otherwise idle 2-core machine)",
+        help="processes per closed-loop evaluation (more only with idle cores to spare)",
     )
     p.add_argument(
         "--encoders",
@@ -159,6 +166,8 @@ def main(args: argparse.Namespace) -> int:
         collect_only=False,
         tune_malloc=True,  # same results, 15-35% faster CPU steps (docs/performance.md)
         rollout_workers=args.rollout_workers,
+        jobs=args.jobs,
+        threads=None,
         title=f"toolkit demo: MetaWorld SR (%), {args.episodes - n_val} demos/task, "
         f"{args.epochs} epochs, {args.eval_episodes} rollouts",
     )

@@ -34,9 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch intra-op threads (default: torch's, one per core). Use 1 per run when runs "
-        "share the cores: a 2-thread run on 2 cores with one busy spins at every parallel "
-        "region and slowed our ALOHA policy steps from 0.6 to 4-7 s",
+        help="torch intra-op threads (default: torch's, one per core). The toolkit sets "
+        "OMP_WAIT_POLICY=PASSIVE, so threads sleep instead of spinning when a core is busy "
+        "(with spinning, one busy core made 2-thread steps 10x slower); several runs on "
+        "the same cores still do best with cores // runs threads each",
     )
     p.add_argument(
         "--tune-malloc",
