@@ -26,6 +26,10 @@ def test_demo_runs_pretraining_training_and_closed_loop_eval(tmp_path):
             (out / "bench" / "runs" / enc / "reach" / "seed0" / "result.json").read_text()
         )
         assert 0.0 <= res["best_sr"] <= 1.0 and res["history"][0]["epoch"] == 1
+        # --videos 2 (default) with 1 rollout: one MP4 of the last evaluation
+        run_eval = out / "bench" / "runs" / enc / "reach" / "seed0" / "eval" / "epoch_1" / "reach"
+        assert len(list(run_eval.glob("episode_*.mp4"))) == 1
+    assert "rollout videos:" in proc.stdout and "sr_curves.png" in proc.stdout
     log = (out / "bench" / "runs" / "clar-tiny" / "reach" / "seed0" / "train.log").read_text()
     assert "pretrain" in log and "loaded encoder weights" in log
     # a rerun skips everything that is done

@@ -16,7 +16,7 @@ TINY = [
     "train_cfg.max_epochs=2",
     "custom_hooks=[dict(type='RNGStateHook'),dict(type='FitNormalizationHook'),"
     "dict(type='RolloutEvalHook',suite=dict(type='MetaWorldSuite'),interval=1,episodes=2,max_steps=30,"
-    "rollout_workers=2)]",  # one pool of 2 spawned workers for both evaluations
+    "rollout_workers=2,video_last=1)]",  # one pool of 2 spawned workers for both evaluations
 ]
 
 
@@ -46,6 +46,12 @@ def test_train_eval_hook_then_offline_eval(reach_data, tmp_path):
     assert (work / "best_sr.pth").is_file() and (work / "eval" / "sr_curve.png").is_file()
     episodes = sorted((work / "eval" / "epoch_2" / "reach").glob("*.json"))
     assert episodes, "per-episode results are written"
+    # video_last=1: one MP4 per task at the last evaluation, none before
+    assert not list((work / "eval" / "epoch_1" / "reach").glob("*.mp4"))
+    videos = sorted((work / "eval" / "epoch_2" / "reach").glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000
+    rec = json.loads(episodes[0].read_text())
+    assert rec["video"] and rec["video"].endswith(videos[0].name)
 
     out = tmp_path / "offline"
     proc = run_toolkit(

@@ -58,6 +58,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="processes per evaluation (RolloutEvalHook.rollout_workers; for idle cores)",
     )
+    p.add_argument(
+        "--videos",
+        type=int,
+        default=None,
+        help="MP4s of the first K rollouts per task at each run's last evaluation",
+    )
     p.add_argument("--train-episodes", type=int, default=None, help="demos per task to train on")
     p.add_argument(
         "--cfg-options",
@@ -153,6 +159,8 @@ def run_one(
                 h["episodes"] = args.episodes
             if getattr(args, "rollout_workers", None):
                 h["rollout_workers"] = args.rollout_workers
+            if getattr(args, "videos", None):
+                h["video_last"] = args.videos
     overrides = [
         f"train_dataloader.dataset.tasks={tasks!r}",
         f"train_dataloader.dataset.data_root={args.data}",

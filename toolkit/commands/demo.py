@@ -61,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=list(DEMO_ENCODERS),
         help=f"subset of {list(DEMO_ENCODERS)} or config paths",
     )
+    p.add_argument(
+        "--videos", type=int, default=2, help="rollout MP4s per run at its last evaluation"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--no-pretrain", dest="pretrain", action="store_false", help="skip CLAR pretraining"
@@ -167,13 +170,20 @@ def main(args: argparse.Namespace) -> int:
         tune_malloc=True,  # same results, 15-35% faster CPU steps (docs/performance.md)
         rollout_workers=args.rollout_workers,
         jobs=args.jobs,
+        videos=args.videos,
         threads=None,
         title=f"toolkit demo: MetaWorld SR (%), {args.episodes - n_val} demos/task, "
         f"{args.epochs} epochs, {args.eval_episodes} rollouts",
     )
     bench.run(bench_args)
+    runs = os.path.join(args.out, "bench", "runs")
     print(
-        f"demo finished in {(time.time() - start) / 60:.1f} min. Training logs, TensorBoard "
-        f"events, eval videos and per-episode JSON: {args.out}/bench/runs/<encoder>/<task>/seed0/"
+        f"demo finished in {(time.time() - start) / 60:.1f} min.\n"
+        f"  SR curves: {args.out}/bench/sr_curves.png\n"
+        f"  rollout videos: {runs}/<encoder>/<task>/seed{args.seed}/eval/epoch_{args.epochs}/"
+        "<task>/episode_*.mp4\n"
+        f"  training logs, TensorBoard events, per-episode JSON: {runs}/<encoder>/<task>/"
+        f"seed{args.seed}/"
+        + (f"\n  CLAR pretraining pictures: {args.out}/pretrain/vis/" if args.pretrain else "")
     )
     return 0

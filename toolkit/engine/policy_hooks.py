@@ -70,7 +70,11 @@ class RolloutEvalHook(Hook):
             ``epoch`` and ``"unit": "iter"``.
         episodes: rollouts per task (R).
         max_steps: step limit per rollout.
-        video: write MP4s of the rollouts.
+        video: write MP4s of the rollouts (an int ``k``: of the first ``k`` per task) at every
+            evaluation.
+        video_last: MP4s of the first ``k`` rollouts per task at the last evaluation only
+            (after the final epoch / iteration): rollout videos for the finished policy without
+            paying the RGB render at every evaluation.
         rollout_threads: torch intra-op threads while rolling out (restored afterwards).
         rollout_workers: roll each task's episodes out in this many processes at once (one
             :class:`~toolkit.engine.rollout.RolloutPool` for the whole run, started at the first
@@ -96,7 +100,8 @@ class RolloutEvalHook(Hook):
         interval: int = 10,
         episodes: int = 25,
         max_steps: int = 200,
-        video: bool = False,
+        video: bool | int = False,
+        video_last: int = 0,
         save_best: bool = True,
         env_kwargs: dict | None = None,
         language: dict | None = None,
@@ -114,6 +119,9 @@ class RolloutEvalHook(Hook):
         self.tasks = list(tasks) if tasks is not None else None
         self.interval, self.episodes, self.max_steps = interval, episodes, max_steps
         self.video, self.save_best = video, save_best
+        if int(video_last) < 0:
+            raise ConfigError(f"RolloutEvalHook.video_last must be >= 0, got {video_last}")
+        self.video_last = int(video_last)
         self.env_kwargs = dict(env_kwargs or {})
         self.rollout_threads = rollout_threads
         if int(rollout_workers) < 1:
@@ -198,7 +206,7 @@ class RolloutEvalHook(Hook):
             return
         if not is_main_process():
             return
-        self.evaluate(runner, epoch=runner.epoch + 1)
+        self.evaluate(runner, epoch=runner.epoch + 1, last=self.is_last_train_epoch(runner))
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.by_epoch:
@@ -208,9 +216,9 @@ class RolloutEvalHook(Hook):
             return
         if not is_main_process():
             return
-        self.evaluate(runner, epoch=runner.iter + 1)
+        self.evaluate(runner, epoch=runner.iter + 1, last=last)
 
-    def evaluate(self, runner: Any, epoch: int) -> dict:
+    def evaluate(self, runner: Any, epoch: int, last: bool = False) -> dict:
 
         if self._suite is None:
             self._suite = SUITES.build(self.suite_cfg)
@@ -226,7 +234,7 @@ class RolloutEvalHook(Hook):
         train_threads = torch.get_num_threads()
         torch.set_num_threads(self.rollout_threads)
         try:
-            self._run_tasks(runner, model, tasks, table, epoch, record)
+            self._run_tasks(runner, model, tasks, table, epoch, record, last)
         finally:
             torch.set_num_threads(train_threads)
             model.train(was_training)
@@ -255,7 +263,14 @@ class RolloutEvalHook(Hook):
         return {**self.env_kwargs, **(need() if callable(need) else {})}
 
     def _run_tasks(
-        self, runner: Any, model: Any, tasks: list, table: Any, epoch: int, record: dict
+        self,
+        runner: Any,
+        model: Any,
+        tasks: list,
+        table: Any,
+        epoch: int,
+        record: dict,
+        last: bool = False,
     ) -> None:
         from toolkit.engine.rollout import evaluate
 
@@ -271,7 +286,7 @@ class RolloutEvalHook(Hook):
                 num_episodes=self.episodes,
                 max_steps=self.max_steps,
                 out_dir=out_dir,
-                video=self.video,
+                video=self.video or (self.video_last if last else False),
                 progress=False,
                 obs_transform=transform,
                 pool=self._rollout_pool() if transform is None else None,
