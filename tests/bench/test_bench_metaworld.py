@@ -109,7 +109,8 @@ def test_jobs_train_runs_concurrently_with_a_share_of_the_cores_each(tmp_path, m
     assert seen == [("window-open", 1)]
 
 
-def test_jobs_a_failed_run_does_not_stop_the_others_and_is_reported(tmp_path, monkeypatch):
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_jobs_a_failed_run_does_not_stop_the_others_and_is_reported(tmp_path, monkeypatch, n_jobs):
     from toolkit.bench import metaworld as bench
 
     def fake_run_one(config, task, seed, run_dir, args):
@@ -120,7 +121,7 @@ def test_jobs_a_failed_run_does_not_stop_the_others_and_is_reported(tmp_path, mo
     monkeypatch.setattr(bench, "run_one", fake_run_one)
     jobs = [("enc", "cfg.py", t, 0) for t in ("hammer", "reach", "button-press")]
     with pytest.raises(RuntimeError, match=r"1 of 3 run\(s\) failed:\n.*hammer.*exit 1"):
-        bench._run_jobs(jobs, _job_args(tmp_path, jobs=2), multitask=False)
+        bench._run_jobs(jobs, _job_args(tmp_path, jobs=n_jobs), multitask=False)
     assert (tmp_path / "runs" / "enc" / "reach" / "seed0" / "result.json").is_file()
     assert (tmp_path / "runs" / "enc" / "button-press" / "seed0" / "result.json").is_file()
     assert not (tmp_path / "runs" / "enc" / "hammer" / "seed0" / "result.json").exists()

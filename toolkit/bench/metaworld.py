@@ -354,15 +354,17 @@ def build_table(
 def _run_jobs(jobs: list[tuple], args: argparse.Namespace, multitask: bool) -> None:
     """Train every unfinished run, ``args.jobs`` at a time; one result file per finished run.
 
-    Runs are subprocesses, so threads are enough to drive them. With ``--jobs N`` and no
-    ``--threads``, each run gets ``cores // N`` torch threads: N runs with all cores' threads
-    each would contend for the cores at every parallel region.
+    Runs are subprocesses, so threads are enough to drive them (one thread: in order). A
+    failed run does not stop the others; all failures are raised together at the end. With
+    ``--jobs N`` and no ``--threads``, each run gets ``cores // N`` torch threads: N runs with
+    all cores' threads each would contend for the cores at every parallel region.
     """
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     from toolkit.utils.io import atomic_write_text
 
-    n_jobs = int(getattr(args, "jobs", None) if getattr(args, "jobs", None) is not None else 1)
+    n_jobs = getattr(args, "jobs", None)
+    n_jobs = 1 if n_jobs is None else int(n_jobs)
     if n_jobs < 1:
         from toolkit.utils.errors import ConfigError
 
@@ -403,10 +405,6 @@ def _run_jobs(jobs: list[tuple], args: argparse.Namespace, multitask: bool) -> N
         atomic_write_text(os.path.join(run_dir, "result.json"), json.dumps(res, indent=1))
         return res
 
-    if n_jobs == 1:
-        for item in todo:
-            report(item[0], one(*item))
-        return
     errors: list[str] = []
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
         pending = {pool.submit(one, *item): item[0] for item in todo}
